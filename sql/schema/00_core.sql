@@ -1,0 +1,72 @@
+-- Core: the private schema, the admin role, tenancy and the grant helper.
+
+-- Secrets and worker bookkeeping live here; nobody but the extension owner can read it.
+CREATE SCHEMA ft_internal;
+REVOKE ALL ON SCHEMA ft_internal FROM PUBLIC;
+COMMENT ON SCHEMA ft_internal IS
+  'pg_finetune private state (API keys, worker bookkeeping). Readable only by the extension owner.';
+
+-- Roles are cluster-wide, so the admin role may already exist from another database; it is
+-- therefore created when missing and never dropped by DROP EXTENSION.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'ft_admin') THEN
+    CREATE ROLE ft_admin NOLOGIN;
+  END IF;
+END
+$$;
+
+CREATE FUNCTION ft_current_owner() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT coalesce(
+    nullif(nullif(current_setting('request.jwt.claims', true), ''), 'null')::jsonb ->> 'sub',
+    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    current_user::text)
+$$;
+COMMENT ON FUNCTION ft_current_owner() IS
+  'The tenant making this call: the JWT "sub" claim when the call came through PostgREST/Supabase '
+  '(setting request.jwt.claims, or the older request.jwt.claim.sub), otherwise current_user. '
+  'Every owner_id column defaults to it and every row-level security policy compares with it.';
+
+CREATE FUNCTION ft_is_admin() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT pg_catalog.pg_has_role(current_user, 'ft_admin', 'MEMBER')
+$$;
+COMMENT ON FUNCTION ft_is_admin() IS
+  'True when the current role is a member of ft_admin, which sees and manages every tenant''s rows.';
+
+-- The identity that really acts, also from inside SECURITY DEFINER code (where current_user is
+-- the definer): the role set with SET ROLE, else the session user.
+CREATE FUNCTION ft_internal.acting_role() RETURNS text
+LANGUAGE sql STABLE
+AS $$
+  SELECT coalesce(nullif(current_setting('role', true), 'none'), session_user::text)
+$$;
+
+
+-- Which privileges ft_grant_app_role gives on each user-facing relation; each schema part
+-- registers its own relations, so grants stay next to the tables they are about.
+CREATE TABLE ft_internal.app_grants (
+  relation   regclass PRIMARY KEY,
+  privileges text     NOT NULL
+);
+
+-- Turns on tenant isolation for a user-facing table: row-level security enabled and forced, one
+-- policy comparing owner_id with the caller, and the privileges an app role will be given.
+CREATE FUNCTION ft_internal.enable_tenancy(relation regclass, privileges text) RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', relation);
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', relation);
+  EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', relation);
+  -- The sub-selects make PostgreSQL evaluate the owner once per statement, not once per row.
+  EXECUTE format('CREATE POLICY tenant_isolation ON %s '
+                 'USING (owner_id = (SELECT ft_current_owner()) OR (SELECT ft_is_admin())) '
+                 'WITH CHECK (owner_id = (SELECT ft_current_owner()) OR (SELECT ft_is_admin()))',
+                 relation);
+  INSERT INTO ft_internal.app_grants VALUES (relation, privileges);
+END
+$$;
