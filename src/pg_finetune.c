@@ -6,6 +6,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "settings.h"
+#include "worker_shmem.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -31,4 +32,9 @@ _PG_init(void)
 {
 	FtDefineSettings();
 	ReserveSettingsPrefix();
+	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
+		return;
+	FtShmemRegister();
+	FtRegisterLauncher();
+	FtInstallUtilityHook();
 }

@@ -22,20 +22,23 @@ AS $$
   SELECT coalesce(
     nullif(nullif(current_setting('request.jwt.claims', true), ''), 'null')::jsonb ->> 'sub',
     nullif(current_setting('request.jwt.claim.sub', true), ''),
-    current_user::text)
+    nullif(current_setting('role', true), 'none'),
+    session_user::text)
 $$;
 COMMENT ON FUNCTION ft_current_owner() IS
   'The tenant making this call: the JWT "sub" claim when the call came through PostgREST/Supabase '
-  '(setting request.jwt.claims, or the older request.jwt.claim.sub), otherwise current_user. '
+  '(setting request.jwt.claims, or the older request.jwt.claim.sub), otherwise the current role '
+  '(the role set with SET ROLE, else the session user, so that SECURITY DEFINER functions still see their caller). '
   'Every owner_id column defaults to it and every row-level security policy compares with it.';
 
 CREATE FUNCTION ft_is_admin() RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-  SELECT pg_catalog.pg_has_role(current_user, 'ft_admin', 'MEMBER')
+  SELECT pg_catalog.pg_has_role(coalesce(nullif(current_setting('role', true), 'none'), session_user::text),
+                                 'ft_admin', 'MEMBER')
 $$;
 COMMENT ON FUNCTION ft_is_admin() IS
-  'True when the current role is a member of ft_admin, which sees and manages every tenant''s rows.';
+  'True when the calling role (SET ROLE role, else session user) is a member of ft_admin, which sees and manages every tenant''s rows.';
 
 -- The identity that really acts, also from inside SECURITY DEFINER code (where current_user is
 -- the definer): the role set with SET ROLE, else the session user.

@@ -80,7 +80,7 @@ BEGIN
   IF TG_OP = 'UPDATE' AND NEW.avatar_id = OLD.avatar_id AND NEW.owner_id = OLD.owner_id THEN
     RETURN NEW;
   END IF;
-  SELECT a.owner_id INTO avatar_owner FROM ft_avatars a WHERE a.id = NEW.avatar_id;
+  SELECT a.owner_id INTO avatar_owner FROM @extschema@.ft_avatars a WHERE a.id = NEW.avatar_id;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'avatar % does not exist', NEW.avatar_id
       USING ERRCODE = 'foreign_key_violation',

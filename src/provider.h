@@ -1,0 +1,119 @@
+#ifndef FT_PROVIDER_H
+#define FT_PROVIDER_H
+
+/*
+ * One adapter per provider kind behind one interface: each builds the HTTP calls of a step and
+ * reads the answers into provider-neutral structs. No PostgreSQL here; the worker does I/O.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+#define FT_ID_LEN 160
+
+/* One HTTP request to make */
+typedef struct FtHttpCall
+{
+	const char *method;			/* "GET" or "POST" */
+	char		url[2048];
+	char	   *body;			/* malloc'd JSON body, or NULL */
+	const char *upload_path;	/* multipart upload of this file, or NULL */
+	char		upload_name[128];
+	bool		fresh_connection;	/* never reuse a connection (job creation) */
+} FtHttpCall;
+
+/* Where and how to reach a provider */
+typedef struct FtProviderConfig
+{
+	char		kind[32];
+	char		base_url[1024];
+	const char *api_key;
+} FtProviderConfig;
+
+/* What the worker knows of a job when it creates one */
+typedef struct FtJobSpec
+{
+	const char *our_id;
+	const char *model;
+	const char *method;			/* supervised | dpo */
+	const char *hyperparameters_json;	/* {"n_epochs":3,...} */
+	const char *suffix;
+	long long	seed;			/* -1 when unset */
+	const char *training_file;
+	const char *validation_file;	/* NULL when none */
+} FtJobSpec;
+
+/* A provider job, read leniently */
+typedef struct FtProviderJob
+{
+	char		id[FT_ID_LEN];
+	char		status[32];		/* ours: validating_files, queued, running, succeeded, failed, cancelled, or "" if unknown */
+	char		raw_status[64];
+	char		fine_tuned_model[256];
+	long long	trained_tokens; /* -1 when unknown */
+	long long	estimated_finish;	/* unix seconds, -1 when unknown */
+	long long	finished_at;
+	char		error_code[128];
+	char		error_message[1024];
+	char		result_file[FT_ID_LEN];
+	char		metadata_job[64];	/* our job id found in metadata */
+} FtProviderJob;
+
+/* A provider event */
+typedef struct FtProviderEvent
+{
+	char		id[FT_ID_LEN];
+	char		level[16];
+	char		type[64];
+	char	   *message;		/* malloc'd */
+	char	   *data_json;		/* malloc'd or NULL */
+	long long	created_at;
+} FtProviderEvent;
+
+/* A provider checkpoint */
+typedef struct FtProviderCheckpoint
+{
+	char		id[FT_ID_LEN];
+	long long	step;
+	char		model[256];
+	char	   *metrics_json;	/* malloc'd or NULL */
+	long long	created_at;
+} FtProviderCheckpoint;
+
+typedef struct FtProviderAdapter
+{
+	const char *kind;
+	void		(*auth_header) (const FtProviderConfig *cfg, char *out, size_t outlen);
+	void		(*upload) (const FtProviderConfig *cfg, const char *path, const char *name, FtHttpCall *call);
+	bool		(*parse_file_id) (const char *body, char *id, size_t idlen);
+	void		(*create) (const FtProviderConfig *cfg, const FtJobSpec *spec, FtHttpCall *call);
+	void		(*find_by_our_id) (const FtProviderConfig *cfg, const char *our_id, FtHttpCall *call);
+	bool		(*parse_find) (const char *body, const char *our_id, FtProviderJob *job);
+	void		(*get) (const FtProviderConfig *cfg, const char *job_id, FtHttpCall *call);
+	bool		(*parse_job) (const char *body, FtProviderJob *job);
+	void		(*events) (const FtProviderConfig *cfg, const char *job_id, const char *after, FtHttpCall *call);
+	int			(*parse_events) (const char *body, FtProviderEvent **events, bool *has_more);
+	void		(*checkpoints) (const FtProviderConfig *cfg, const char *job_id, FtHttpCall *call);
+	int			(*parse_checkpoints) (const char *body, FtProviderCheckpoint **checkpoints);
+	void		(*cancel) (const FtProviderConfig *cfg, const char *job_id, FtHttpCall *call);
+	void		(*file_content) (const FtProviderConfig *cfg, const char *file_id, FtHttpCall *call);
+	void		(*parse_error) (const char *body, char *code, size_t codelen, char *message, size_t msglen);
+} FtProviderAdapter;
+
+extern const FtProviderAdapter *ft_provider_adapter(const char *kind);
+extern void ft_free_events(FtProviderEvent *events, int n);
+extern void ft_free_checkpoints(FtProviderCheckpoint *checkpoints, int n);
+
+/* Result CSV: calls row() once per data row with the values of the known columns (NaN = empty) */
+typedef struct FtMetricsRow
+{
+	long long	step;
+	double		train_loss,
+				train_accuracy,
+				valid_loss,
+				valid_accuracy,
+				full_valid_loss,
+				full_valid_accuracy;
+} FtMetricsRow;
+extern int	ft_parse_results_csv(const char *text, size_t len, void (*row) (void *arg, const FtMetricsRow *r), void *arg);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * Database access of the worker: short transactions and SPI with text parameters.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+#include "worker_db.h"
+
+/* Open a transaction with SPI connected and a snapshot pushed */
+void
+FtTxBegin(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/* Commit, report statistics so autovacuum sees the worker's writes, and go idle */
+void
+FtTxCommit(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Run one statement; NULL arguments are SQL NULLs. Returns the number of rows processed. */
+int
+FtExec(const char *sql, int nargs, const char *const *args)
+{
+	Oid			types[16];
+	Datum		values[16];
+	char		nulls[16];
+	int			rc;
+
+	Assert(nargs <= 16);
+	for (int i = 0; i < nargs; i++)
+	{
+		types[i] = TEXTOID;
+		values[i] = args[i] ? CStringGetTextDatum(args[i]) : (Datum) 0;
+		nulls[i] = args[i] ? ' ' : 'n';
+	}
+	rc = nargs == 0 ? SPI_execute(sql, false, 0)
+		: SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "pg_finetune worker statement failed (%s): %s", SPI_result_code_string(rc), sql);
+	return (int) SPI_processed;
+}
+
+/* A value of the last result as a palloc'd string, or NULL */
+char *
+FtValue(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
