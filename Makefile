@@ -4,13 +4,36 @@ EXTVERSION = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*
 MODULE_big = pg_finetune
 
 # Pure algorithms: no PostgreSQL headers, unit-tested, fuzzed and benchmarked alone.
-PURE_OBJS =
+PURE_OBJS = \
+	src/redact.o \
+	src/transcript.o \
+	src/lexicon_match.o \
+	src/score.o \
+	src/dedup.o \
+	src/sha256.o \
+	src/jsonl_write.o \
+	src/tokenizer.o \
+	src/unicode_categories.o \
+	src/http_policy.o \
+	src/http.o \
+	src/provider_openai.o \
+	src/results_csv.o
 
 # PostgreSQL glue: fmgr functions, triggers, the worker.
 GLUE_OBJS = \
+	src/ingest_sql.o \
+	src/score_sql.o \
+	src/dedup_sql.o \
+	src/dataset.o \
+	src/dataset_sql.o \
 	src/pg_finetune.o \
+	src/tokenizer_sql.o \
 	src/settings.o \
-	src/example_check.o
+	src/example_check.o \
+	src/worker_shmem.o \
+	src/worker_db.o \
+	src/worker.o \
+	src/job_steps.o
 
 OBJS = $(PURE_OBJS) $(GLUE_OBJS)
 
@@ -32,7 +55,6 @@ ISOLATION = $(patsubst tests/isolation/specs/%.spec,%,$(sort $(wildcard tests/is
 ISOLATION_OPTS = --inputdir=tests/isolation --outputdir=output_iso --temp-instance=tmp_isolation \
 	--temp-config=tests/pg_finetune.conf --encoding=UTF8 --no-locale
 
-TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard tests/t/*.pl))
 PROVE_FLAGS = -I tests/t
 
@@ -52,13 +74,34 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(SCHEMA_PARTS) $(EXTENSION).control
 UNIT_SRCS = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS = $(patsubst tests/unit/%.c,tests/unit/bin/%,$(UNIT_SRCS))
 PURE_SRCS = $(PURE_OBJS:.o=.c)
-UNIT_CFLAGS = -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -Isrc -Itests/unit $(shell pkg-config --cflags jansson)
+UNIT_CFLAGS = -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -Isrc -Itests/unit $(shell pkg-config --cflags libcurl jansson)
 
 tests/unit/bin/%: tests/unit/%.c $(PURE_SRCS) $(wildcard src/*.h) tests/unit/unit.h
 	@mkdir -p tests/unit/bin
-	$(CC) $(UNIT_CFLAGS) -DFT_SHARE_DIR='"$(CURDIR)"' -o $@ $< $(PURE_SRCS) $(shell pkg-config --libs jansson) -lm
+	$(CC) $(UNIT_CFLAGS) -DFT_SHARE_DIR='"$(CURDIR)"' -o $@ $< $(PURE_SRCS) $(shell pkg-config --libs libcurl jansson) -lm
 
 unitcheck: $(UNIT_BINS)
 	cd $(CURDIR) && prove --exec '' $(UNIT_BINS)
 
-.PHONY: unitcheck
+.PHONY: unitcheck tapcheck
+
+# TAP tests of the worker (PostgreSQL::Test::Cluster); each starts its own nodes.
+tapcheck:
+	$(prove_installcheck)
+
+# BPE rank files of the tokenizer (OpenAI's .tiktoken files), read at run time from
+# <sharedir>/pg_finetune/ unless ft.tokenizer_dir says otherwise.
+ENCODING_FILES = $(wildcard src/encodings/*.tiktoken)
+
+install: install-encodings
+
+install-encodings:
+	$(MKDIR_P) '$(DESTDIR)$(datadir)/$(EXTENSION)'
+	$(INSTALL_DATA) $(ENCODING_FILES) '$(DESTDIR)$(datadir)/$(EXTENSION)/'
+
+uninstall: uninstall-encodings
+
+uninstall-encodings:
+	rm -f $(addprefix '$(DESTDIR)$(datadir)/$(EXTENSION)'/,$(notdir $(ENCODING_FILES)))
+
+.PHONY: install-encodings uninstall-encodings

@@ -19,6 +19,7 @@
 #include "settings.h"
 #include "storage/fd.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/uuid.h"
@@ -143,11 +144,16 @@ static void
 FailJob(JobRun *run, const char *code, const char *message)
 {
 	const char *args[4] = {run->id, code, Scrub(run, message), run->http.response.request_id[0] ? run->http.response.request_id : NULL};
+	StringInfoData data;
 
 	FtExec("UPDATE ft_jobs SET status = 'failed', finished_at = now(), error_code = $2, error_message = $3,"
 		   "       provider_request_id = coalesce($4, provider_request_id), attempts = attempts + 1"
 		   " WHERE id = $1::uuid AND status IN " LIVE_STATES, 4, args);
-	WorkerEvent(run, "error", "worker_failed", args[2], psprintf("{\"code\": %s}", quote_literal_cstr(code)));
+	initStringInfo(&data);
+	appendStringInfoString(&data, "{\"code\": ");
+	escape_json(&data, code);
+	appendStringInfoChar(&data, '}');
+	WorkerEvent(run, "error", "worker_failed", args[2], data.data);
 	unlink(run->train_path);
 	unlink(run->validation_path);
 }
@@ -287,12 +293,32 @@ MarkSubmittingTx(JobRun *run)
 	const char *args[2] = {run->id, psprintf("%d", ft_phase_deadline_min)};
 
 	if (FtExec("UPDATE ft_jobs SET status = 'submitting', create_attempted = true,"
+			   "       create_sent_at = coalesce(create_sent_at, now()),"
 			   "       phase_deadline = CASE WHEN status = 'submitting' THEN phase_deadline"
 			   "                             ELSE now() + make_interval(mins => $2::integer) END"
 			   " WHERE id = $1::uuid AND status IN ('uploading', 'submitting')", 2, args) != 1)
 		return false;
 	SetStr(run->status, sizeof(run->status), "submitting");
 	run->create_attempted = true;
+	return true;
+}
+
+/*
+ * A create sent before a crash may still be travelling or queued at the provider, and a lookup
+ * that runs too early would miss it and create a second job: look only once the original
+ * request must have ended (its timeout, plus a margin). Returns true when the job must wait.
+ */
+static bool
+DeferLookupTx(JobRun *run)
+{
+	const char *args[2] = {run->id, psprintf("%d", ft_request_timeout_ms + 2000)};
+
+	if (FtExec("UPDATE ft_jobs SET next_poll_at = create_sent_at + make_interval(secs => $2::integer / 1000.0)"
+			   " WHERE id = $1::uuid AND create_sent_at + make_interval(secs => $2::integer / 1000.0) > now()",
+			   2, args) != 1)
+		return false;
+	WorkerEvent(run, "info", "worker_lookup_deferred",
+				"An earlier create request may still be in flight; the job is looked up by metadata once it must have ended.", NULL);
 	return true;
 }
 
@@ -304,6 +330,8 @@ StartSubmit(void *multi, JobRun *run, FtWorkerSlot *slot)
 	FtJobSpec	spec;
 	bool		lookup_first = run->create_attempted;
 
+	if (lookup_first && GuardedTx(run, slot, "pg_finetune: deferring a lookup", DeferLookupTx))
+		return false;
 	if (!GuardedTx(run, slot, "pg_finetune: submitting a job", MarkSubmittingTx))
 		return false;
 	if (lookup_first)
@@ -624,6 +652,9 @@ ScheduleRetryTx(JobRun *run)
 
 	if (r->retry_after_ms > delay)
 		delay = Min(r->retry_after_ms, 3600 * 1000L);
+	/* 408, 429 and 503 say the create was not processed, so no lookup is needed before the next */
+	if (run->step == STEP_CREATE && r->result == CURLE_OK && (r->status == 408 || r->status == 429 || r->status == 503))
+		FtExec("UPDATE ft_jobs SET create_attempted = false, create_sent_at = NULL WHERE id = $1::uuid", 1, args);
 	args[1] = psprintf("%ld", delay);
 	FtExec("UPDATE ft_jobs SET step_attempts = step_attempts + 1, attempts = attempts + 1,"
 		   "       next_poll_at = now() + make_interval(secs => $2::bigint / 1000.0),"

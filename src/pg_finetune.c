@@ -6,6 +6,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "settings.h"
+#include "tokenizer_sql.h"
 #include "worker_shmem.h"
 #include "utils/guc.h"
 
@@ -31,6 +32,7 @@ void
 _PG_init(void)
 {
 	FtDefineSettings();
+	FtTokenizerDefineGUCs();
 	ReserveSettingsPrefix();
 	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
 		return;

@@ -143,10 +143,12 @@ ClaimDueJobs(JobRun **claimed, long *sleep_ms)
 	return n;
 }
 
-/* Start what each claimed job needs next */
-static void
+/* Start what each claimed job needs next; true when some job was rescheduled at once */
+static bool
 StartClaimed(JobRun **claimed, int n)
 {
+	bool		released = false;
+
 	for (int i = 0; i < n; i++)
 	{
 		if (InFlight(claimed[i]->id))
@@ -156,8 +158,12 @@ StartClaimed(JobRun **claimed, int n)
 		}
 		runs[nruns++] = claimed[i];
 		if (!FtBeginJob(multi, claimed[i], my_slot))
+		{
 			ReleaseRun(claimed[i]);
+			released = true;
+		}
 	}
+	return released;
 }
 
 /* Hand every finished transfer to its job; true when some job left this process */
@@ -303,9 +309,12 @@ FtWorkerMain(Datum main_arg)
 		}
 		if ((claim_now || GetCurrentTimestamp() >= next_claim) && ft_worker_enabled && nruns < FT_MAX_RUNS)
 		{
+			int			n;
+
 			ExitIfNotInstalled();
-			StartClaimed(claimed, ClaimDueJobs(claimed, &sleep_ms));
-			next_claim = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
+			n = ClaimDueJobs(claimed, &sleep_ms);
+			/* A job that left at once set its own next poll: take the table's word for it */
+			next_claim = StartClaimed(claimed, n) ? 0 : TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
 			PublishState(FT_SLOT_SERVING, true);
 		}
 		curl_multi_perform(multi, &running);

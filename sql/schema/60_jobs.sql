@@ -61,6 +61,7 @@ CREATE TABLE ft_jobs (
   cancel_requested    boolean     NOT NULL DEFAULT false,
   create_attempted    boolean     NOT NULL DEFAULT false,
   cancel_sent         boolean     NOT NULL DEFAULT false,
+  create_sent_at      timestamptz,
   attempts            integer     NOT NULL DEFAULT 0,
   step_attempts       integer     NOT NULL DEFAULT 0,
   next_poll_at        timestamptz NOT NULL DEFAULT now(),
@@ -109,6 +110,7 @@ COMMENT ON COLUMN ft_jobs.estimated_cost IS 'Cost estimated when the job was cre
 COMMENT ON COLUMN ft_jobs.activate_on_success IS 'Whether a successful job sets the avatar''s active_model.';
 COMMENT ON COLUMN ft_jobs.cancel_requested IS 'True once ft_cancel_job was called.';
 COMMENT ON COLUMN ft_jobs.create_attempted IS 'True once a create request may have reached the provider; before creating again the worker looks the job up by metadata.';
+COMMENT ON COLUMN ft_jobs.create_sent_at IS 'When the first create request was sent; a lookup by metadata waits until a create still in flight must have landed.';
 COMMENT ON COLUMN ft_jobs.cancel_sent IS 'True once the provider accepted our cancel request; the worker then polls until it is cancelled.';
 COMMENT ON COLUMN ft_jobs.attempts IS 'Provider requests made for this job, retries included.';
 COMMENT ON COLUMN ft_jobs.step_attempts IS 'Consecutive failed tries of the current step; reset when a step succeeds.';
