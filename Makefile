@@ -49,11 +49,11 @@ SHLIB_LINK = $(shell pkg-config --libs libcurl jansson) -lm
 # pg_regress: every sql/*.sql except the generated install script, against a throwaway instance
 # that preloads the library (so the worker runs during the tests, as in production).
 REGRESS = $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(sort $(wildcard sql/*.sql))))
-REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=tests/pg_finetune.conf --encoding=UTF8 --no-locale
+REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=tests/isolation/pg_finetune.conf --encoding=UTF8 --no-locale
 
 ISOLATION = $(patsubst tests/isolation/specs/%.spec,%,$(sort $(wildcard tests/isolation/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=tests/isolation --outputdir=output_iso --temp-instance=tmp_isolation \
-	--temp-config=tests/pg_finetune.conf --encoding=UTF8 --no-locale
+	--temp-config=tests/isolation/pg_finetune.conf --encoding=UTF8 --no-locale
 
 PROVE_TESTS = $(sort $(wildcard tests/t/*.pl))
 PROVE_FLAGS = -I tests/t

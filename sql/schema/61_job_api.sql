@@ -175,8 +175,9 @@ BEGIN
   SELECT j.id INTO live FROM @extschema@.ft_jobs j
    WHERE j.avatar_id = avatar AND j.status NOT IN ('succeeded', 'failed', 'cancelled') LIMIT 1;
   IF live IS NOT NULL AND NOT coalesce((options ->> 'allow_concurrent')::boolean, false) THEN
-    RAISE EXCEPTION 'avatar % already has a job in progress (%)', avatar, live
+    RAISE EXCEPTION 'the avatar already has a job in progress'
       USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = format('Avatar %s has job %s, which has not finished.', avatar, live),
             HINT = 'Wait for it, cancel it with ft_cancel_job, or pass options => ''{"allow_concurrent": true}''.';
   END IF;
 

@@ -15,8 +15,9 @@ static int	unit_failed = 0;
 /* Record one check; print the location when it fails */
 #define OK(cond, ...) \
 	do { \
+		int unit_ok = (cond) ? 1 : 0; \
 		unit_count++; \
-		if (cond) \
+		if (unit_ok) \
 			printf("ok %d - ", unit_count); \
 		else \
 		{ \
@@ -25,7 +26,7 @@ static int	unit_failed = 0;
 		} \
 		printf(__VA_ARGS__); \
 		printf("\n"); \
-		if (!(cond)) \
+		if (!unit_ok) \
 			printf("#   failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
 	} while (0)
 
