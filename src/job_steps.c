@@ -200,13 +200,14 @@ ResolveProviderTx(JobRun *run)
 	char		why[512];
 	long		port;
 
-	if (FtExec("SELECT kind, base_url FROM ft_providers WHERE name = $1", 1, args) != 1)
+	if (FtExec("SELECT kind, base_url, settings::text FROM ft_providers WHERE name = $1", 1, args) != 1)
 	{
 		FailJob(run, "unknown_provider", psprintf("Provider \"%s\" is not in ft_providers.", run->provider));
 		return false;
 	}
 	SetStr(run->cfg.kind, sizeof(run->cfg.kind), FtValue(0, 1));
 	SetStr(run->cfg.base_url, sizeof(run->cfg.base_url), FtValue(0, 2));
+	SetStr(run->cfg.settings_json, sizeof(run->cfg.settings_json), FtValue(0, 3));
 	if ((run->adapter = ft_provider_adapter(run->cfg.kind)) == NULL)
 	{
 		FailJob(run, "unsupported_provider", psprintf("pg_finetune cannot drive providers of kind \"%s\" yet.", run->cfg.kind));

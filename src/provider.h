@@ -26,6 +26,7 @@ typedef struct FtProviderConfig
 {
 	char		kind[32];
 	char		base_url[1024];
+	char		settings_json[2048];	/* ft_providers.settings, kind-specific */
 	const char *api_key;
 } FtProviderConfig;
 
