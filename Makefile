@@ -33,7 +33,8 @@ GLUE_OBJS = \
 	src/worker_shmem.o \
 	src/worker_db.o \
 	src/worker.o \
-	src/job_steps.o
+	src/job_steps.o \
+	src/doctor.o
 
 OBJS = $(PURE_OBJS) $(GLUE_OBJS)
 
@@ -49,7 +50,7 @@ SHLIB_LINK = $(shell pkg-config --libs libcurl jansson) -lm
 # pg_regress: every sql/*.sql except the generated install script, against a throwaway instance
 # that preloads the library (so the worker runs during the tests, as in production).
 REGRESS = $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(sort $(wildcard sql/*.sql))))
-REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=tests/isolation/pg_finetune.conf --encoding=UTF8 --no-locale
+REGRESS_OPTS = --temp-instance=tmp_regress --temp-config=tests/pg_finetune.conf --encoding=UTF8 --no-locale
 
 ISOLATION = $(patsubst tests/isolation/specs/%.spec,%,$(sort $(wildcard tests/isolation/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=tests/isolation --outputdir=output_iso --temp-instance=tmp_isolation \
@@ -76,9 +77,15 @@ UNIT_BINS = $(patsubst tests/unit/%.c,tests/unit/bin/%,$(UNIT_SRCS))
 PURE_SRCS = $(PURE_OBJS:.o=.c)
 UNIT_CFLAGS = -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -Isrc -Itests/unit $(shell pkg-config --cflags libcurl jansson)
 
-tests/unit/bin/%: tests/unit/%.c $(PURE_SRCS) $(wildcard src/*.h) tests/unit/unit.h
-	@mkdir -p tests/unit/bin
-	$(CC) $(UNIT_CFLAGS) -DFT_SHARE_DIR='"$(CURDIR)"' -o $@ $< $(PURE_SRCS) $(shell pkg-config --libs libcurl jansson) -lm
+# Pure objects are compiled once for all unit tests (without -fPIC or PostgreSQL flags).
+UNIT_OBJS = $(patsubst src/%.c,tests/unit/bin/obj/%.o,$(PURE_SRCS))
+
+tests/unit/bin/obj/%.o: src/%.c $(wildcard src/*.h)
+	@mkdir -p tests/unit/bin/obj
+	$(CC) $(UNIT_CFLAGS) -c -o $@ $<
+
+tests/unit/bin/%: tests/unit/%.c $(UNIT_OBJS) tests/unit/unit.h
+	$(CC) $(UNIT_CFLAGS) -DFT_SHARE_DIR='"$(CURDIR)"' -o $@ $< $(UNIT_OBJS) $(shell pkg-config --libs libcurl jansson) -lm
 
 unitcheck: $(UNIT_BINS)
 	cd $(CURDIR) && prove --exec '' $(UNIT_BINS)

@@ -1,7 +1,9 @@
 -- Getting conversations in: ft_redact, ft_import_transcript (every format and its errors) and the
 -- ft_capture trigger on an app's own chat table, including failures and tenant isolation.
 SET client_min_messages = warning;
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_finetune;
+RESET client_min_messages;
 RESET client_min_messages;
 \set VERBOSITY default
 \set SHOW_CONTEXT never

@@ -1,6 +1,8 @@
 -- Token counting: ft_token_count, ft_tokenize, ft_chat_token_count, ft_assistant_token_count,
 -- model resolution through ft_models and tiktoken's prefixes, and every error path.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_finetune;
+RESET client_min_messages;
 SET client_min_messages = warning;
 
 -- Runs a statement and shows SQLSTATE, message and hint of its error.

@@ -155,7 +155,7 @@ CheckToolCalls(CheckState *state, JsonbValue *calls, const char *path)
 
 	if (!IsArray(calls) || JsonContainerSize(calls->val.binary.data) == 0)
 		return AddProblem(state, "tool_calls_invalid", path, "tool_calls must be a non-empty array, not %s.",
-						  JsonTypeName(calls));
+						  IsArray(calls) ? "an empty array" : JsonTypeName(calls));
 	n = JsonContainerSize(calls->val.binary.data);
 	for (uint32 i = 0; i < n; i++)
 	{
@@ -425,6 +425,7 @@ ft_examples_before_write(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	int			attnum;
 	bool		isnull;
+	Datum		value;
 	Jsonb	   *example;
 	Jsonb	   *normal;
 
@@ -436,16 +437,18 @@ ft_examples_before_write(PG_FUNCTION_ARGS)
 	attnum = SPI_fnumber(desc, "messages");
 	if (attnum <= 0)
 		elog(ERROR, "ft_examples_before_write: table has no messages column");
-	example = DatumGetJsonbP(heap_getattr(tuple, attnum, desc, &isnull));
+	value = heap_getattr(tuple, attnum, desc, &isnull);
+	/* NULL is left for the NOT NULL constraint to report */
 	if (isnull)
 		return PointerGetDatum(tuple);
+	example = DatumGetJsonbP(value);
 	normal = FtNormalizeExample(example);
 	FtCheckExample(normal);
 	if (normal != example)
 	{
-		Datum		value = JsonbPGetDatum(normal);
 		bool		replace_null = false;
 
+		value = JsonbPGetDatum(normal);
 		tuple = heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &value, &replace_null);
 	}
 	return PointerGetDatum(tuple);

@@ -3,13 +3,15 @@
  * unknown fields, "error": {} or all-null, numbers written as reals and unknown statuses are read
  * without failing, as the real API sends all of them.
  */
+#include "ft_jansson.h"
 #include "provider.h"
 
-#include "ft_jansson.h"
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define METADATA_KEY "pg_finetune_job"
 
@@ -37,6 +39,114 @@ GetInteger(json_t *obj, const char *key)
 	return -1;
 }
 
+/* Shared with the other adapters: a string member into a fixed buffer */
+void
+ft_json_copy(json_t *obj, const char *key, char *out, size_t outlen)
+{
+	CopyString(obj, key, out, outlen);
+}
+
+/* Shared: an integer member (reals accepted), -1 when missing */
+long long
+ft_json_integer(json_t *obj, const char *key)
+{
+	return GetInteger(obj, key);
+}
+
+/* Shared: a number member, NaN when missing or not a number */
+double
+ft_json_number(json_t *obj, const char *key)
+{
+	json_t	   *v = json_object_get(obj, key);
+
+	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/*
+ * An ISO-8601 / RFC 3339 time ("2024-05-01T10:20:30.123Z", "+02:00" offsets, a space instead
+ * of T) as unix seconds; -1 when unreadable
+ */
+long long
+ft_parse_iso_time(const char *text)
+{
+	struct tm	tm;
+	int			y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+	const char *p;
+	long long	t;
+
+	if (text == NULL || sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || mo < 1 || mo > 12 || d < 1 || d > 31)
+		return -1;
+	p = text + n;
+	if ((*p == 'T' || *p == 't' || *p == ' ') && sscanf(p + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) == 3)
+		p += 1 + n;
+	else if (*p != '\0')
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = (long long) timegm(&tm);
+	if (*p == '.')
+		while (isdigit((unsigned char) *++p))
+			;
+	if ((*p == '+' || *p == '-') && isdigit((unsigned char) p[1]))
+	{
+		int			oh = 0, om = 0;
+
+		if (sscanf(p + 1, "%2d:%2d", &oh, &om) < 1 && sscanf(p + 1, "%2d%2d", &oh, &om) < 1)
+			return -1;
+		t -= (*p == '+' ? 1 : -1) * (oh * 3600LL + om * 60LL);
+	}
+	return t;
+}
+
+/* Shared: the settings object of a provider (never NULL; decref it) */
+json_t *
+ft_settings(const FtProviderConfig *cfg)
+{
+	json_t	   *s = cfg->settings_json[0] ? json_loads(cfg->settings_json, 0, NULL) : NULL;
+
+	if (!json_is_object(s))
+	{
+		json_decref(s);
+		s = json_object();
+	}
+	return s;
+}
+
+/* Shared: a string setting, or the default when missing or empty */
+const char *
+ft_setting(json_t *settings, const char *key, const char *dflt)
+{
+	json_t	   *v = json_object_get(settings, key);
+
+	return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : dflt;
+}
+
+/*
+ * Shared: an id for an event the provider sends without one, stable across polls (so each is
+ * stored once): FNV-1a of its time, type, message and the salt
+ */
+void
+ft_event_id(FtProviderEvent *e, const char *salt)
+{
+	unsigned long long h = 1469598103934665603ULL;
+	char		buf[64];
+	const char *parts[4] = {buf, e->type, e->message ? e->message : "", salt ? salt : ""};
+
+	snprintf(buf, sizeof(buf), "%lld", e->created_at);
+	for (int i = 0; i < 4; i++)
+	{
+		for (const unsigned char *c = (const unsigned char *) parts[i]; *c; c++)
+			h = (h ^ *c) * 1099511628211ULL;
+		h = (h ^ 0xff) * 1099511628211ULL;
+	}
+	snprintf(e->id, sizeof(e->id), "ev-%016llx", h);
+}
+
 /* Join base URL and path */
 static void
 BuildUrl(const FtProviderConfig *cfg, FtHttpCall *call, const char *fmt, const char *a, const char *b)
@@ -55,6 +165,20 @@ InitCall(FtHttpCall *call, const char *method)
 {
 	memset(call, 0, sizeof(*call));
 	call->method = method;
+}
+
+/* Shared: InitCall */
+void
+ft_call_init(FtHttpCall *call, const char *method)
+{
+	InitCall(call, method);
+}
+
+/* Shared: BuildUrl */
+void
+ft_call_url(const FtProviderConfig *cfg, FtHttpCall *call, const char *fmt, const char *a, const char *b)
+{
+	BuildUrl(cfg, call, fmt, a, b);
 }
 
 /* OpenAI status names onto ours; unknown ones (paused, pausing, ...) map to "" */
@@ -76,7 +200,7 @@ OpenAIAuthHeader(const FtProviderConfig *cfg, char *out, size_t outlen)
 }
 
 static void
-OpenAIUpload(const FtProviderConfig *cfg, const char *path, const char *name, FtHttpCall *call)
+OpenAIUpload(const FtProviderConfig *cfg, const char *our_id, const char *path, const char *name, FtHttpCall *call)
 {
 	InitCall(call, "POST");
 	BuildUrl(cfg, call, "/files", NULL, NULL);
@@ -121,7 +245,8 @@ OpenAICreate(const FtProviderConfig *cfg, const FtJobSpec *spec, FtHttpCall *cal
 	json_object_set_new(method, spec->method, inner);
 	json_object_set_new(body, "method", method);
 	json_object_set_new(body, "metadata", json_pack("{ss}", METADATA_KEY, spec->our_id));
-	call->body = json_dumps(body, JSON_COMPACT);
+	/* 15 significant digits: 0.1 stays 0.1 instead of 0.10000000000000001 */
+	call->body = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(hp);
 	json_decref(body);
 }
@@ -146,6 +271,7 @@ ReadJob(json_t *obj, FtProviderJob *job)
 	CopyString(obj, "status", job->raw_status, sizeof(job->raw_status));
 	snprintf(job->status, sizeof(job->status), "%s", MapStatus(job->raw_status));
 	CopyString(obj, "fine_tuned_model", job->fine_tuned_model, sizeof(job->fine_tuned_model));
+	CopyString(obj, "training_file", job->training_file, sizeof(job->training_file));
 	job->trained_tokens = GetInteger(obj, "trained_tokens");
 	job->estimated_finish = GetInteger(obj, "estimated_finish");
 	job->finished_at = GetInteger(obj, "finished_at");
@@ -312,18 +438,24 @@ OpenAIParseError(const char *body, char *code, size_t codelen, char *message, si
 	json_decref(root);
 }
 
-static const FtProviderAdapter OpenAIAdapter = {
+const FtProviderAdapter ft_openai_adapter = {
 	"openai", OpenAIAuthHeader, OpenAIUpload, OpenAIParseFileId, OpenAICreate, OpenAIFindByOurId,
 	OpenAIParseFind, OpenAIGet, OpenAIParseJob, OpenAIEvents, OpenAIParseEvents, OpenAICheckpoints,
-	OpenAIParseCheckpoints, OpenAICancel, OpenAIFileContent, OpenAIParseError
+	OpenAIParseCheckpoints, OpenAICancel, OpenAIFileContent, OpenAIParseError, true
 };
 
 /* The adapter of a provider kind; NULL when pg_finetune does not speak it yet */
 const FtProviderAdapter *
 ft_provider_adapter(const char *kind)
 {
+	static const FtProviderAdapter *const others[] = {&ft_azure_adapter, &ft_together_adapter, &ft_fireworks_adapter,
+	&ft_mistral_adapter, &ft_replicate_adapter, NULL};
+
 	if (strcmp(kind, "openai") == 0 || strcmp(kind, "mock") == 0)
-		return &OpenAIAdapter;
+		return &ft_openai_adapter;
+	for (int i = 0; others[i]; i++)
+		if (strcmp(kind, others[i]->kind) == 0)
+			return others[i];
 	return NULL;
 }
 

@@ -8,6 +8,7 @@
 
 char	   *ft_allowed_provider_hosts = NULL;
 char	   *ft_ca_bundle = NULL;
+char	   *ft_jwt_session_roles = NULL;
 int			ft_connect_timeout_ms = 10000;
 int			ft_request_timeout_ms = 120000;
 int			ft_upload_timeout_ms = 1800000;
@@ -30,6 +31,10 @@ FtDefineSettings(void)
 							   &ft_allowed_provider_hosts,
 							   "api.openai.com,*.openai.azure.com,api.together.xyz,api.fireworks.ai,api.mistral.ai,api.replicate.com",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("ft.jwt_session_roles",
+							   "Login roles whose sessions may name the tenant through request.jwt.claims.",
+							   "PostgREST and Supabase log in as authenticator; other sessions could set the claims themselves.",
+							   &ft_jwt_session_roles, "authenticator", PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_LIST_INPUT, NULL, NULL, NULL);
 	DefineCustomStringVariable("ft.ca_bundle",
 							   "Path of a CA bundle for TLS verification; empty uses the system store.",
 							   NULL, &ft_ca_bundle, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);

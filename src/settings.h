@@ -4,6 +4,7 @@
 /* Operator settings (GUCs under the reserved ft. prefix) */
 extern char *ft_allowed_provider_hosts;
 extern char *ft_ca_bundle;
+extern char *ft_jwt_session_roles;
 extern int	ft_connect_timeout_ms;
 extern int	ft_request_timeout_ms;
 extern int	ft_upload_timeout_ms;

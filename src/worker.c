@@ -218,6 +218,23 @@ WaitForWork(long sleep_ms)
 	return (rc & WL_LATCH_SET) != 0;
 }
 
+/*
+ * Retention: events of jobs finished more than ft.event_retention days ago go, in bounded
+ * batches so one round never holds locks for long
+ */
+static void
+PruneOldEvents(void)
+{
+	const char *args[1] = {psprintf("%d", ft_event_retention_days)};
+
+	FtTxBegin("pg_finetune: pruning old job events");
+	FtExec("DELETE FROM ft_job_events e USING ("
+		   "  SELECT e2.avatar_id, e2.job_id, e2.seq FROM ft_job_events e2 JOIN ft_jobs j ON j.id = e2.job_id"
+		   "   WHERE j.finished_at < now() - make_interval(days => $1::integer) LIMIT 10000) old"
+		   " WHERE (e.avatar_id, e.job_id, e.seq) = (old.avatar_id, old.job_id, old.seq)", 1, args);
+	FtTxCommit();
+}
+
 /* Bookkeeping at start-up: anything leased belonged to a dead predecessor */
 static void
 RecoverAfterRestart(void)
@@ -292,6 +309,7 @@ FtWorkerMain(Datum main_arg)
 	long		sleep_ms = 0;
 	bool		claim_now = true;
 	TimestampTz next_claim = 0;
+	TimestampTz next_prune = 0;
 
 	WorkerStartup(DatumGetObjectId(main_arg));
 	loop_context = AllocSetContextCreate(TopMemoryContext, "pg_finetune worker loop", ALLOCSET_DEFAULT_SIZES);
@@ -316,6 +334,11 @@ FtWorkerMain(Datum main_arg)
 			/* A job that left at once set its own next poll: take the table's word for it */
 			next_claim = StartClaimed(claimed, n) ? 0 : TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
 			PublishState(FT_SLOT_SERVING, true);
+		}
+		if (GetCurrentTimestamp() >= next_prune)
+		{
+			PruneOldEvents();
+			next_prune = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 3600 * 1000);
 		}
 		curl_multi_perform(multi, &running);
 		/* A job that finished a step may be due again soon: look at the table next time round */

@@ -16,18 +16,24 @@ BEGIN
 END
 $$;
 
+-- JWT claims are plain settings that any session can set, so they are believed only in sessions
+-- that PostgREST/Supabase opened (session user listed in ft.jwt_session_roles, by default
+-- authenticator) or that a superuser opened; anyone else is who they logged in as.
 CREATE FUNCTION ft_current_owner() RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
   SELECT coalesce(
-    nullif(nullif(current_setting('request.jwt.claims', true), ''), 'null')::jsonb ->> 'sub',
-    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    CASE WHEN session_user::text = ANY (string_to_array(replace(current_setting('ft.jwt_session_roles', true), ' ', ''), ','))
+              OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user)
+         THEN coalesce(nullif(nullif(current_setting('request.jwt.claims', true), ''), 'null')::jsonb ->> 'sub',
+                       nullif(current_setting('request.jwt.claim.sub', true), '')) END,
     nullif(current_setting('role', true), 'none'),
     session_user::text)
 $$;
 COMMENT ON FUNCTION ft_current_owner() IS
   'The tenant making this call: the JWT "sub" claim when the call came through PostgREST/Supabase '
-  '(setting request.jwt.claims, or the older request.jwt.claim.sub), otherwise the current role '
+  '(setting request.jwt.claims, or the older request.jwt.claim.sub) in sessions opened by a role listed in '
+  'ft.jwt_session_roles (default authenticator) or by a superuser; otherwise the current role '
   '(the role set with SET ROLE, else the session user, so that SECURITY DEFINER functions still see their caller). '
   'Every owner_id column defaults to it and every row-level security policy compares with it.';
 
@@ -71,5 +77,7 @@ BEGIN
                  'WITH CHECK (owner_id = (SELECT ft_current_owner()) OR (SELECT ft_is_admin()))',
                  relation);
   INSERT INTO ft_internal.app_grants VALUES (relation, privileges);
+  -- Extension tables are skipped by pg_dump unless registered: tenants' data must survive a dump.
+  PERFORM pg_catalog.pg_extension_config_dump(relation, '');
 END
 $$;

@@ -79,6 +79,8 @@ CREATE TABLE ft_jobs (
   PRIMARY KEY (avatar_id, id)
 );
 CREATE UNIQUE INDEX ft_jobs_id_idx ON ft_jobs (id);
+-- Retention finds finished jobs by age.
+CREATE INDEX ft_jobs_finished_idx ON ft_jobs (finished_at) WHERE finished_at IS NOT NULL;
 -- The worker's claim query reads only live jobs, ordered by when they are due.
 CREATE INDEX ft_jobs_due_idx ON ft_jobs (next_poll_at)
   WHERE status NOT IN ('succeeded', 'failed', 'cancelled');

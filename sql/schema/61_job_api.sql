@@ -449,6 +449,92 @@ COMMENT ON FUNCTION ft_worker_info() IS
 CREATE VIEW ft_worker_status AS
   SELECT * FROM ft_worker_info() WHERE database = current_database();
 COMMENT ON VIEW ft_worker_status IS 'The background worker serving this database: alive or not, jobs in flight, last poll, last error.';
+COMMENT ON COLUMN ft_worker_status.database IS 'Database the worker serves.';
+COMMENT ON COLUMN ft_worker_status.pid IS 'Process id of the worker.';
+COMMENT ON COLUMN ft_worker_status.state IS 'starting or serving.';
+COMMENT ON COLUMN ft_worker_status.started_at IS 'When the worker started.';
+COMMENT ON COLUMN ft_worker_status.last_poll_at IS 'When the worker last looked for due jobs.';
+COMMENT ON COLUMN ft_worker_status.jobs_in_flight IS 'Jobs the worker is talking to a provider about right now.';
+COMMENT ON COLUMN ft_worker_status.requests_made IS 'Provider requests made since the worker started.';
+COMMENT ON COLUMN ft_worker_status.last_error IS 'Last internal error the worker met (never contains keys).';
+COMMENT ON COLUMN ft_worker_status.last_error_at IS 'When that error happened.';
 INSERT INTO ft_internal.app_grants VALUES ('ft_worker_status', 'SELECT');
+
+CREATE FUNCTION ft_internal.provider_host_check(url text) RETURNS text
+AS 'MODULE_PATHNAME', 'ft_provider_host_check'
+LANGUAGE C STABLE STRICT;
+REVOKE ALL ON FUNCTION ft_internal.provider_host_check(text) FROM PUBLIC;
+
+CREATE FUNCTION ft_internal.env_key_present(provider text, kind text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'ft_env_key_present'
+LANGUAGE C STABLE STRICT;
+REVOKE ALL ON FUNCTION ft_internal.env_key_present(text, text) FROM PUBLIC;
+
+-- One row per check; ok NULL means "informational".
+CREATE FUNCTION ft_doctor()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  w record;
+  p record;
+  live bigint;
+  problem text;
+BEGIN
+  SELECT count(*) INTO live FROM @extschema@.ft_jobs j
+   WHERE j.status NOT IN ('succeeded', 'failed', 'cancelled')
+     AND (j.owner_id = @extschema@.ft_current_owner() OR @extschema@.ft_is_admin());
+  BEGIN
+    SELECT * INTO w FROM @extschema@.ft_worker_info() i WHERE i.database = current_database();
+    check_name := 'worker'; ok := w.pid IS NOT NULL AND w.state = 'serving';
+    detail := CASE WHEN ok THEN format('serving %s (pid %s) since %s; %s request(s) made', w.database, w.pid, w.started_at, w.requests_made)
+                   ELSE 'no worker serves this database yet; it starts within seconds of CREATE EXTENSION or ft_create_job' END;
+    RETURN NEXT;
+    check_name := 'databases served'; ok := NULL;
+    detail := (SELECT string_agg(format('%s (%s)', i.database, i.state), ', ') FROM @extschema@.ft_worker_info() i);
+    RETURN NEXT;
+    check_name := 'polling'; ok := live = 0 OR w.last_poll_at > now() - interval '2 minutes';
+    detail := format('%s live job(s), %s in flight, last poll %s', live, coalesce(w.jobs_in_flight, 0), coalesce(w.last_poll_at::text, 'never'));
+    RETURN NEXT;
+    check_name := 'last worker error'; ok := w.last_error IS NULL OR w.last_error_at < now() - interval '1 hour';
+    detail := coalesce(format('%s at %s', w.last_error, w.last_error_at), 'none');
+    RETURN NEXT;
+  EXCEPTION WHEN object_not_in_prerequisite_state THEN
+    check_name := 'worker'; ok := false;
+    detail := 'pg_finetune is not in shared_preload_libraries: add it in postgresql.conf and restart the server';
+    RETURN NEXT;
+  END;
+  FOR p IN SELECT * FROM @extschema@.ft_providers ORDER BY name LOOP
+    problem := ft_internal.provider_host_check(p.base_url);
+    check_name := format('provider %s host', p.name); ok := problem IS NULL;
+    detail := coalesce(problem, format('%s is allowed by ft.allowed_provider_hosts', p.base_url));
+    RETURN NEXT;
+    check_name := format('provider %s key', p.name);
+    ok := EXISTS (SELECT 1 FROM ft_internal.api_keys k WHERE k.provider = p.name
+                   AND k.owner_id IN ('', @extschema@.ft_current_owner()))
+          OR ft_internal.env_key_present(p.name, p.kind);
+    detail := CASE WHEN ok THEN 'a key is available (values are never shown)'
+                   ELSE format('no key: SELECT ft_set_api_key(%L, ...) or set PG_FINETUNE_%s_API_KEY for the server', p.name, upper(replace(p.name, '-', '_'))) END;
+    RETURN NEXT;
+  END LOOP;
+  check_name := 'allowed provider hosts'; ok := NULL;
+  detail := current_setting('ft.allowed_provider_hosts');
+  RETURN NEXT;
+  FOREACH problem IN ARRAY ARRAY['o200k_base', 'cl100k_base'] LOOP
+    check_name := format('tokenizer %s', problem);
+    BEGIN
+      PERFORM @extschema@.ft_token_count('pg_finetune', problem);
+      ok := true; detail := 'rank file loads';
+    EXCEPTION WHEN OTHERS THEN
+      ok := false; detail := SQLERRM;
+    END;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ft_doctor() IS
+  'Health checks for operators: worker alive and polling, databases served, last error, provider hosts allowed, '
+  'keys present (never their values), tokenizer files loadable.';
 
 SELECT ft_internal.wake_worker(required => false);

@@ -46,8 +46,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   INSERT INTO @extschema@.ft_audit (owner_id, avatar_id, actor_role, actor_sub, action, object_type, object_id, detail)
   VALUES (owner, avatar, ft_internal.acting_role(),
-          coalesce(nullif(nullif(current_setting('request.jwt.claims', true), ''), 'null')::jsonb ->> 'sub',
-                   nullif(current_setting('request.jwt.claim.sub', true), '')),
+          -- the caller's identity when it differs from its role name: the trusted JWT subject
+          nullif(@extschema@.ft_current_owner(), ft_internal.acting_role()),
           action, object_type, object_id, coalesce(detail, '{}'))
 $$;
 REVOKE ALL ON FUNCTION ft_internal.write_audit(text, uuid, text, text, text, jsonb) FROM PUBLIC;
