@@ -3,6 +3,12 @@ EXTVERSION = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*
 
 MODULE_big = pg_finetune
 
+# META.json must describe the version the control file installs.
+META_VERSION = $(shell sed -n 's/^   "version": "\(.*\)",/\1/p' META.json)
+ifneq ($(META_VERSION),$(EXTVERSION))
+$(error META.json version "$(META_VERSION)" differs from $(EXTENSION).control version "$(EXTVERSION)")
+endif
+
 # Pure algorithms: no PostgreSQL headers, unit-tested, fuzzed and benchmarked alone.
 PURE_OBJS = \
 	src/redact.o \
@@ -17,6 +23,11 @@ PURE_OBJS = \
 	src/http_policy.o \
 	src/http.o \
 	src/provider_openai.o \
+	src/provider_azure.o \
+	src/provider_together.o \
+	src/provider_fireworks.o \
+	src/provider_mistral.o \
+	src/provider_replicate.o \
 	src/results_csv.o
 
 # PostgreSQL glue: fmgr functions, triggers, the worker.
@@ -28,6 +39,7 @@ GLUE_OBJS = \
 	src/dataset_sql.o \
 	src/pg_finetune.o \
 	src/tokenizer_sql.o \
+	src/token_columns.o \
 	src/settings.o \
 	src/example_check.o \
 	src/worker_shmem.o \

@@ -41,7 +41,7 @@ FROM unnest(ARRAY['o200k_base', 'cl100k_base', 'gpt-4o-mini-2024-07-18', 'gpt-3.
                   'ft:gpt-4-0613:org::abc', 'ft:gpt-4.1-nano-2025-04-14:org::x', 'o3-mini',
                   'gpt-35-turbo-16k', 'chatgpt-4o-latest']) AS m;
 SELECT model, encoding, training_token_limit, training_price_per_million, supports_dpo, seeded
-FROM ft_models ORDER BY model;
+FROM ft_models WHERE provider = 'openai' AND seeded ORDER BY model;
 -- A row added to ft_models wins over the prefix table
 INSERT INTO ft_models (model, encoding, note) VALUES ('gpt-4o-legacy-test', 'cl100k_base', 'test row');
 SELECT ft_token_count('日本語のテキストと한국어 텍스트', 'gpt-4o-legacy-test') AS from_table,
@@ -103,7 +103,7 @@ SELECT ft_token_count('back to the installed files') AS tokens;
 CREATE ROLE ft_tokens_user;
 CREATE ROLE ft_tokens_admin IN ROLE ft_admin;
 SET ROLE ft_tokens_user;
-SELECT count(*) AS models FROM ft_models WHERE seeded;
+SELECT count(*) AS models FROM ft_models WHERE seeded AND provider = 'openai';
 SELECT ft_token_count('hello', 'gpt-4.1-mini-2025-04-14') AS as_user;
 SELECT pg_temp.err($$INSERT INTO ft_models (model, encoding) VALUES ('x', 'o200k_base')$$);
 SELECT pg_temp.err($$UPDATE ft_models SET training_price_per_million = 0$$);

@@ -18,6 +18,7 @@
 #include "utils/uuid.h"
 
 #include "dedup.h"
+#include "pg_compat.h"
 #include "lexicon_match.h"
 #include "score_sql.h"
 

@@ -7,6 +7,7 @@
 #include "postgres.h"
 
 #include "example_check.h"
+#include "pg_compat.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "access/htup_details.h"

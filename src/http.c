@@ -117,11 +117,15 @@ SetBody(FtHttpTransfer *t, const FtHttpCall *call)
 		curl_mimepart *part;
 
 		t->mime = curl_mime_init(t->easy);
+		/* The adapter names the fields when the provider's shape is not OpenAI's */
+		for (int i = 0; i < (call->upload_field[0] ? call->nform : 1); i++)
+		{
+			part = curl_mime_addpart(t->mime);
+			curl_mime_name(part, call->upload_field[0] ? call->form[i].name : "purpose");
+			curl_mime_data(part, call->upload_field[0] ? call->form[i].value : "fine-tune", CURL_ZERO_TERMINATED);
+		}
 		part = curl_mime_addpart(t->mime);
-		curl_mime_name(part, "purpose");
-		curl_mime_data(part, "fine-tune", CURL_ZERO_TERMINATED);
-		part = curl_mime_addpart(t->mime);
-		curl_mime_name(part, "file");
+		curl_mime_name(part, call->upload_field[0] ? call->upload_field : "file");
 		if (curl_mime_filedata(part, call->upload_path) != CURLE_OK)
 			return false;
 		curl_mime_filename(part, call->upload_name);

@@ -10,10 +10,10 @@
 #include <unistd.h>
 
 #include "access/xact.h"
-#include "common/pg_prng.h"
 #include "dataset.h"
 #include "executor/spi.h"
 #include "job_steps.h"
+#include "pg_compat.h"
 #include "http_policy.h"
 #include "miscadmin.h"
 #include "settings.h"
@@ -213,6 +213,12 @@ ResolveProviderTx(JobRun *run)
 		FailJob(run, "unsupported_provider", psprintf("pg_finetune cannot drive providers of kind \"%s\" yet.", run->cfg.kind));
 		return false;
 	}
+	if (strcmp(run->method, "dpo") == 0 && !run->adapter->supports_dpo)
+	{
+		FailJob(run, "unsupported_method",
+				psprintf("Providers of kind \"%s\" cannot run preference (dpo) training through pg_finetune.", run->cfg.kind));
+		return false;
+	}
 	if (!ft_url_host(run->cfg.base_url, host, sizeof(host), &port) ||
 		!ft_host_allowed(ft_allowed_provider_hosts, host, port, why, sizeof(why)))
 	{
@@ -243,6 +249,15 @@ ResolveProviderTx(JobRun *run)
 	return true;
 }
 
+/* The dataset line format the provider reads: the adapter's choice, else OpenAI's chat or dpo */
+static const char *
+DatasetFormat(JobRun *run)
+{
+	if (run->adapter->dataset_format)
+		return run->adapter->dataset_format(&run->cfg, run->method);
+	return strcmp(run->method, "dpo") == 0 ? "dpo" : "chat";
+}
+
 /* Build the dataset files (database work only) and move the job to uploading */
 static bool
 PrepareDatasetTx(JobRun *run)
@@ -266,7 +281,7 @@ PrepareDatasetTx(JobRun *run)
 	memcpy(job.data, DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(run->id)))->data, UUID_LEN);
 	files.train_path = run->train_path;
 	files.validation_path = run->validation_path;
-	dataset = FtBuildDatasetToFiles(avatar, strcmp(run->method, "dpo") == 0 ? "dpo" : "chat",
+	dataset = FtBuildDatasetToFiles(avatar, DatasetFormat(run),
 									DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(run->dataset_options))),
 									&job, &files, &summary);
 	if (summary.validation_count == 0)
@@ -353,6 +368,22 @@ StartSubmit(void *multi, JobRun *run, FtWorkerSlot *slot)
 	return StartCall(multi, run, STEP_CREATE, &call);
 }
 
+/*
+ * Providers that need a call before an upload (Fireworks: create the dataset) get it first;
+ * true when that call was started (or failed to start)
+ */
+static bool
+StartPrepareUpload(void *multi, JobRun *run, const char *name)
+{
+	FtHttpCall	call;
+
+	if (run->adapter->prepare_upload == NULL || run->upload_prepared ||
+		!run->adapter->prepare_upload(&run->cfg, run->id, name, &call))
+		return false;
+	StartCall(multi, run, STEP_PREPARE_UPLOAD, &call);
+	return true;
+}
+
 /* Upload whichever file is still missing, else submit */
 static bool
 StartUploadOrSubmit(void *multi, JobRun *run, FtWorkerSlot *slot)
@@ -361,12 +392,16 @@ StartUploadOrSubmit(void *multi, JobRun *run, FtWorkerSlot *slot)
 
 	if (run->training_file_id[0] == '\0')
 	{
-		run->adapter->upload(&run->cfg, run->train_path, "train.jsonl", &call);
+		if (StartPrepareUpload(multi, run, "train.jsonl"))
+			return run->http_active;
+		run->adapter->upload(&run->cfg, run->id, run->train_path, "train.jsonl", &call);
 		return StartCall(multi, run, STEP_UPLOAD_TRAIN, &call);
 	}
 	if (run->validation_file_id[0] == '\0' && FileExists(run->validation_path))
 	{
-		run->adapter->upload(&run->cfg, run->validation_path, "validation.jsonl", &call);
+		if (StartPrepareUpload(multi, run, "validation.jsonl"))
+			return run->http_active;
+		run->adapter->upload(&run->cfg, run->id, run->validation_path, "validation.jsonl", &call);
 		return StartCall(multi, run, STEP_UPLOAD_VALIDATION, &call);
 	}
 	return StartSubmit(multi, run, slot);
@@ -470,7 +505,10 @@ RecordFileTx(JobRun *run)
 	char		id[FT_ID_LEN];
 	const char *args[2] = {run->id, id};
 
-	if (!run->adapter->parse_file_id(run->http.response.body, id, sizeof(id)))
+	run->upload_prepared = false;
+	if (run->adapter->uploaded_ref
+		? !run->adapter->uploaded_ref(&run->cfg, run->id, train ? "train.jsonl" : "validation.jsonl", id, sizeof(id))
+		: !run->adapter->parse_file_id(run->http.response.body, id, sizeof(id)))
 	{
 		FailJob(run, "bad_provider_response", "The provider accepted the upload but returned no file id.");
 		return false;
@@ -647,7 +685,7 @@ static bool
 ScheduleRetryTx(JobRun *run)
 {
 	FtHttpResponse *r = &run->http.response;
-	long		delay = ft_backoff_ms(run->step_attempts + 1, pg_prng_double(&pg_global_prng_state), 300000);
+	long		delay = ft_backoff_ms(run->step_attempts + 1, FtRandom(), 300000);
 	const char *args[3] = {run->id, NULL, r->request_id[0] ? r->request_id : NULL};
 	char	   *what = r->result != CURLE_OK ? pstrdup(r->error) : psprintf("HTTP %ld", r->status);
 
@@ -719,20 +757,70 @@ GatherEvents(JobRun *run)
 	return keep == n && has_more && ++run->event_pages < 20;
 }
 
+/* After the checkpoints: the result file when the provider has one, then the end */
+static bool
+AfterCheckpoints(void *multi, JobRun *run, FtWorkerSlot *slot)
+{
+	FtHttpCall	call;
+
+	if (run->job.result_file[0] && run->adapter->file_content)
+	{
+		run->adapter->file_content(&run->cfg, run->job.result_file, &call);
+		return StartCall(multi, run, STEP_RESULTS, &call);
+	}
+	return GuardedTx(run, slot, "pg_finetune: finishing a job", FinishTx);
+}
+
 /* What follows a job poll: events, then the end-of-job calls */
 static bool
 AfterEvents(void *multi, JobRun *run, FtWorkerSlot *slot)
 {
 	FtHttpCall	call;
 
-	if (strcmp(run->job.status, "succeeded") == 0)
+	if (strcmp(run->job.status, "succeeded") == 0 && run->adapter->checkpoints)
 	{
 		run->adapter->checkpoints(&run->cfg, run->provider_job_id, &call);
 		return StartCall(multi, run, STEP_CHECKPOINTS, &call);
 	}
+	if (strcmp(run->job.status, "succeeded") == 0)
+	{
+		/* Checkpoints inline in the job object, which is the body at hand when events are inline too */
+		if (run->adapter->parse_checkpoints && run->adapter->events == NULL &&
+			!GuardedTx(run, slot, "pg_finetune: recording checkpoints", RecordCheckpointsTx))
+			return false;
+		return AfterCheckpoints(multi, run, slot);
+	}
 	if (strcmp(run->job.status, "failed") == 0 || strcmp(run->job.status, "cancelled") == 0)
 		return GuardedTx(run, slot, "pg_finetune: finishing a job", FinishTx);
 	return GuardedTx(run, slot, "pg_finetune: recording a poll", RecordPollTx);
+}
+
+/* Events of a polled job: fetched, or read from the job object when the provider inlines them */
+static bool
+StartEvents(void *multi, JobRun *run, FtWorkerSlot *slot)
+{
+	FtHttpCall	call;
+
+	run->event_pages = 0;
+	run->events_after[0] = '\0';
+	if (run->adapter->events == NULL)
+	{
+		(void) GatherEvents(run);
+		return AfterEvents(multi, run, slot);
+	}
+	run->adapter->events(&run->cfg, run->provider_job_id, NULL, &call);
+	return StartCall(multi, run, STEP_EVENTS, &call);
+}
+
+/* A job our cancel deleted (providers without a cancel verb) is gone: it is cancelled */
+static bool
+GoneAfterCancelTx(JobRun *run)
+{
+	memset(&run->job, 0, sizeof(run->job));
+	snprintf(run->job.status, sizeof(run->job.status), "cancelled");
+	snprintf(run->job.raw_status, sizeof(run->job.raw_status), "deleted");
+	run->job.trained_tokens = -1;
+	return FinishTx(run);
 }
 
 /* The provider accepted our cancel */
@@ -759,7 +847,8 @@ OnSuccess(void *multi, JobRun *run, FtWorkerSlot *slot)
 			return GuardedTx(run, slot, "pg_finetune: recording an upload", RecordFileTx) &&
 				StartUploadOrSubmit(multi, run, slot);
 		case STEP_FIND:
-			if (!run->adapter->parse_find(r->body, run->id, &run->job))
+			if (!run->adapter->parse_find(r->body, run->adapter->find_by_training_file ? run->training_file_id : run->id,
+										  &run->job))
 			{
 				/* No job carries our id: the earlier create never landed */
 				run->create_attempted = false;
@@ -785,10 +874,16 @@ OnSuccess(void *multi, JobRun *run, FtWorkerSlot *slot)
 				snprintf(run->http.response.error, sizeof(run->http.response.error), "unreadable job object");
 				return GuardedTx(run, slot, "pg_finetune: recording a failure", HandleFailureTx);
 			}
-			run->event_pages = 0;
-			run->events_after[0] = '\0';
-			run->adapter->events(&run->cfg, run->provider_job_id, NULL, &call);
-			return StartCall(multi, run, STEP_EVENTS, &call);
+			if (run->adapter->start && strcmp(run->status, "cancelling") != 0 &&
+				run->adapter->start(&run->cfg, &run->job, &call))
+				return StartCall(multi, run, STEP_START, &call);
+			return StartEvents(multi, run, slot);
+		case STEP_START:
+			/* Started: events follow at the next poll */
+			return AfterEvents(multi, run, slot);
+		case STEP_PREPARE_UPLOAD:
+			run->upload_prepared = true;
+			return StartUploadOrSubmit(multi, run, slot);
 		case STEP_EVENTS:
 			if (GatherEvents(run))
 			{
@@ -799,12 +894,7 @@ OnSuccess(void *multi, JobRun *run, FtWorkerSlot *slot)
 		case STEP_CHECKPOINTS:
 			if (!GuardedTx(run, slot, "pg_finetune: recording checkpoints", RecordCheckpointsTx))
 				return false;
-			if (run->job.result_file[0])
-			{
-				run->adapter->file_content(&run->cfg, run->job.result_file, &call);
-				return StartCall(multi, run, STEP_RESULTS, &call);
-			}
-			return GuardedTx(run, slot, "pg_finetune: finishing a job", FinishTx);
+			return AfterCheckpoints(multi, run, slot);
 		case STEP_RESULTS:
 			return GuardedTx(run, slot, "pg_finetune: recording results", RecordResultsTx) &&
 				GuardedTx(run, slot, "pg_finetune: finishing a job", FinishTx);
@@ -828,6 +918,18 @@ FtContinueJob(void *multi, JobRun *run, FtWorkerSlot *slot)
 	/* A refused cancel usually means the job already ended: look at it instead of failing */
 	if (run->step == STEP_CANCEL && r->result == CURLE_OK && r->status >= 400 && r->status < 500)
 		return GuardedTx(run, slot, "pg_finetune: recording a cancel", RecordCancelSentTx) && StartPoll(multi, run);
+	/* The dataset exists already (created before a crash): upload into it */
+	if (run->step == STEP_PREPARE_UPLOAD && r->result == CURLE_OK && r->status == 409)
+	{
+		run->upload_prepared = true;
+		return StartUploadOrSubmit(multi, run, slot);
+	}
+	/* A refused start usually means the job has started meanwhile: the next poll tells */
+	if (run->step == STEP_START && r->result == CURLE_OK && r->status >= 400 && r->status < 500)
+		return AfterEvents(multi, run, slot);
+	if (run->step == STEP_GET && r->result == CURLE_OK && r->status == 404 && run->cancel_sent &&
+		strcmp(run->status, "cancelling") == 0)
+		return GuardedTx(run, slot, "pg_finetune: finishing a job", GoneAfterCancelTx);
 	/* Result files are a bonus: the job succeeded without them */
 	if (run->step == STEP_RESULTS || run->step == STEP_CHECKPOINTS)
 		return GuardedTx(run, slot, "pg_finetune: finishing a job", FinishTx);

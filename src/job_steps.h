@@ -20,7 +20,9 @@ typedef enum FtStep
 	STEP_EVENTS,
 	STEP_CHECKPOINTS,
 	STEP_RESULTS,
-	STEP_CANCEL
+	STEP_CANCEL,
+	STEP_PREPARE_UPLOAD,		/* a call before an upload (Fireworks creates the dataset) */
+	STEP_START					/* starting a job the provider holds ready (Mistral) */
 } FtStep;
 
 /* What the worker holds of one job while it works on it (malloc'd: it outlives transactions) */
@@ -45,6 +47,7 @@ typedef struct JobRun
 	bool		create_attempted;
 	bool		cancel_sent;
 	bool		has_validation;
+	bool		upload_prepared;	/* prepare_upload answered for the file being uploaded */
 	int			step_attempts;
 	int			event_pages;
 	char		train_path[MAXPGPATH];

@@ -8,16 +8,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define FT_ID_LEN 160
+/* Ids are short, but Replicate files are referenced by URL */
+#define FT_ID_LEN 512
 
 /* One HTTP request to make */
 typedef struct FtHttpCall
 {
-	const char *method;			/* "GET" or "POST" */
+	const char *method;			/* "GET", "POST" or "DELETE" */
 	char		url[2048];
 	char	   *body;			/* malloc'd JSON body, or NULL */
 	const char *upload_path;	/* multipart upload of this file, or NULL */
 	char		upload_name[128];
+	/* Multipart shape; upload_field "" means OpenAI's: purpose=fine-tune, then the file as "file" */
+	char		upload_field[32];
+	int			nform;
+	struct
+	{
+		char		name[32];
+		char		value[256];
+	}			form[4];			/* text fields sent before the file */
 	bool		fresh_connection;	/* never reuse a connection (job creation) */
 } FtHttpCall;
 
@@ -57,6 +66,7 @@ typedef struct FtProviderJob
 	char		error_message[1024];
 	char		result_file[FT_ID_LEN];
 	char		metadata_job[64];	/* our job id found in metadata */
+	char		training_file[FT_ID_LEN];	/* file (or dataset, or URL) the job trains on */
 } FtProviderJob;
 
 /* A provider event */
@@ -84,7 +94,7 @@ typedef struct FtProviderAdapter
 {
 	const char *kind;
 	void		(*auth_header) (const FtProviderConfig *cfg, char *out, size_t outlen);
-	void		(*upload) (const FtProviderConfig *cfg, const char *path, const char *name, FtHttpCall *call);
+	void		(*upload) (const FtProviderConfig *cfg, const char *our_id, const char *path, const char *name, FtHttpCall *call);
 	bool		(*parse_file_id) (const char *body, char *id, size_t idlen);
 	void		(*create) (const FtProviderConfig *cfg, const FtJobSpec *spec, FtHttpCall *call);
 	void		(*find_by_our_id) (const FtProviderConfig *cfg, const char *our_id, FtHttpCall *call);
@@ -98,9 +108,32 @@ typedef struct FtProviderAdapter
 	void		(*cancel) (const FtProviderConfig *cfg, const char *job_id, FtHttpCall *call);
 	void		(*file_content) (const FtProviderConfig *cfg, const char *file_id, FtHttpCall *call);
 	void		(*parse_error) (const char *body, char *code, size_t codelen, char *message, size_t msglen);
+
+	/*
+	 * Provider differences; each may be NULL/false, which means the OpenAI behaviour. events NULL:
+	 * events come inline in the job object, so parse_events reads the body of get. checkpoints
+	 * NULL: parse_checkpoints (if any) reads the job object too. file_content NULL: no result file.
+	 */
+	bool		supports_dpo;
+	/* Find-by-our-id matches the training file reference (providers without job metadata) */
+	bool		find_by_training_file;
+	/* Dataset line format (jsonl_write names) for a method; NULL: "chat", or "dpo" for dpo */
+	const char *(*dataset_format) (const FtProviderConfig *cfg, const char *method);
+	/* A call to make before uploading a file (Fireworks creates the dataset); false when none */
+	bool		(*prepare_upload) (const FtProviderConfig *cfg, const char *our_id, const char *name, FtHttpCall *call);
+	/* The reference of an uploaded file when it is not read from the answer (Fireworks dataset names) */
+	bool		(*uploaded_ref) (const FtProviderConfig *cfg, const char *our_id, const char *name, char *id, size_t idlen);
+	/* A call to start a job the provider holds ready (Mistral without auto_start); false when none is due */
+	bool		(*start) (const FtProviderConfig *cfg, const FtProviderJob *job, FtHttpCall *call);
 } FtProviderAdapter;
 
 extern const FtProviderAdapter *ft_provider_adapter(const char *kind);
+extern const FtProviderAdapter ft_openai_adapter,
+			ft_azure_adapter,
+			ft_together_adapter,
+			ft_fireworks_adapter,
+			ft_mistral_adapter,
+			ft_replicate_adapter;
 extern void ft_free_events(FtProviderEvent *events, int n);
 extern void ft_free_checkpoints(FtProviderCheckpoint *checkpoints, int n);
 
@@ -116,5 +149,18 @@ typedef struct FtMetricsRow
 				full_valid_accuracy;
 } FtMetricsRow;
 extern int	ft_parse_results_csv(const char *text, size_t len, void (*row) (void *arg, const FtMetricsRow *r), void *arg);
+
+/* Helpers shared by the adapters (defined in provider_openai.c); only where jansson is included */
+#ifdef JANSSON_H
+extern void ft_json_copy(json_t *obj, const char *key, char *out, size_t outlen);
+extern long long ft_json_integer(json_t *obj, const char *key);
+extern double ft_json_number(json_t *obj, const char *key);
+extern long long ft_parse_iso_time(const char *text);
+extern void ft_call_init(FtHttpCall *call, const char *method);
+extern void ft_call_url(const FtProviderConfig *cfg, FtHttpCall *call, const char *fmt, const char *a, const char *b);
+extern json_t *ft_settings(const FtProviderConfig *cfg);
+extern const char *ft_setting(json_t *settings, const char *key, const char *dflt);
+extern void ft_event_id(FtProviderEvent *e, const char *salt);
+#endif
 
 #endif

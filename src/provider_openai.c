@@ -439,9 +439,23 @@ OpenAIParseError(const char *body, char *code, size_t codelen, char *message, si
 }
 
 const FtProviderAdapter ft_openai_adapter = {
-	"openai", OpenAIAuthHeader, OpenAIUpload, OpenAIParseFileId, OpenAICreate, OpenAIFindByOurId,
-	OpenAIParseFind, OpenAIGet, OpenAIParseJob, OpenAIEvents, OpenAIParseEvents, OpenAICheckpoints,
-	OpenAIParseCheckpoints, OpenAICancel, OpenAIFileContent, OpenAIParseError, true
+	.kind = "openai",
+	.auth_header = OpenAIAuthHeader,
+	.upload = OpenAIUpload,
+	.parse_file_id = OpenAIParseFileId,
+	.create = OpenAICreate,
+	.find_by_our_id = OpenAIFindByOurId,
+	.parse_find = OpenAIParseFind,
+	.get = OpenAIGet,
+	.parse_job = OpenAIParseJob,
+	.events = OpenAIEvents,
+	.parse_events = OpenAIParseEvents,
+	.checkpoints = OpenAICheckpoints,
+	.parse_checkpoints = OpenAIParseCheckpoints,
+	.cancel = OpenAICancel,
+	.file_content = OpenAIFileContent,
+	.parse_error = OpenAIParseError,
+	.supports_dpo = true,
 };
 
 /* The adapter of a provider kind; NULL when pg_finetune does not speak it yet */

@@ -788,6 +788,7 @@ ft_examples_score(PG_FUNCTION_ARGS)
 	CallCache  *cache;
 	HeapTuple	tuple;
 	TupleDesc	desc;
+	Datum		example_datum;
 	bool		isnull,
 				excluded,
 				verified,
@@ -814,9 +815,11 @@ ft_examples_score(PG_FUNCTION_ARGS)
 	desc = trigdata->tg_relation->rd_att;
 	cache = GetCallCache(fcinfo);
 	LookupColumns(cache, desc);
-	example = DatumGetJsonbP(Column(tuple, desc, cache, COL_MESSAGES, &isnull));
+	/* NULL is left for the NOT NULL constraint to report; detoasting it would crash */
+	example_datum = Column(tuple, desc, cache, COL_MESSAGES, &isnull);
 	if (isnull)
 		return PointerGetDatum(tuple);
+	example = DatumGetJsonbP(example_datum);
 	avatar = DatumGetUUIDP(Column(tuple, desc, cache, COL_AVATAR, &isnull));
 	id = DatumGetUUIDP(Column(tuple, desc, cache, COL_ID, &isnull));
 	excluded = DatumGetBool(Column(tuple, desc, cache, COL_EXCLUDED, &isnull));

@@ -34,7 +34,7 @@ FtDefineSettings(void)
 	DefineCustomStringVariable("ft.jwt_session_roles",
 							   "Login roles whose sessions may name the tenant through request.jwt.claims.",
 							   "PostgREST and Supabase log in as authenticator; other sessions could set the claims themselves.",
-							   &ft_jwt_session_roles, "authenticator", PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_LIST_INPUT, NULL, NULL, NULL);
+							   &ft_jwt_session_roles, "authenticator", PGC_SIGHUP, GUC_LIST_INPUT, NULL, NULL, NULL);
 	DefineCustomStringVariable("ft.ca_bundle",
 							   "Path of a CA bundle for TLS verification; empty uses the system store.",
 							   NULL, &ft_ca_bundle, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);

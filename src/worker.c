@@ -22,6 +22,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "job_steps.h"
+#include "pg_compat.h"
 #include "settings.h"
 #include "worker_db.h"
 #include "worker_shmem.h"
@@ -47,6 +48,14 @@ PublishState(FtSlotState state, bool polled)
 	SpinLockRelease(&ft_shared->mutex);
 }
 
+/* Leave quietly, telling the launcher not to restart us until the extension is created again */
+void
+FtExitNotInstalled(void)
+{
+	PublishState(FT_SLOT_NOT_INSTALLED, false);
+	proc_exit(0);
+}
+
 /* Leave quietly when the extension is not (or no longer) in this database */
 static void
 ExitIfNotInstalled(void)
@@ -56,10 +65,8 @@ ExitIfNotInstalled(void)
 	StartTransactionCommand();
 	installed = OidIsValid(get_extension_oid("pg_finetune", true));
 	CommitTransactionCommand();
-	if (installed)
-		return;
-	PublishState(FT_SLOT_NOT_INSTALLED, false);
-	proc_exit(0);
+	if (!installed)
+		FtExitNotInstalled();
 }
 
 /* Run the worker's queries in the extension's schema, whatever it is */
@@ -264,7 +271,7 @@ WorkerStartup(Oid dboid)
 	ExitIfNotInstalled();
 	SpinLockAcquire(&ft_shared->mutex);
 	my_slot->pid = MyProcPid;
-	my_slot->procno = MyProc->pgprocno;
+	my_slot->procno = FtProcNumber(MyProc);
 	my_slot->started_at = GetCurrentTimestamp();
 	my_slot->state = FT_SLOT_SERVING;
 	SpinLockRelease(&ft_shared->mutex);

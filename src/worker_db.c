@@ -4,12 +4,36 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "storage/lmgr.h"
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 #include "worker_db.h"
+
+/*
+ * Share-lock the extension for the transaction. DROP EXTENSION locks the extension before its
+ * tables, so taking this lock first means the worker never holds a table lock that a DROP is
+ * waiting for (a deadlock otherwise). Once a DROP has gone through, the worker leaves.
+ */
+static void
+LockExtension(void)
+{
+	Oid			ext = get_extension_oid("pg_finetune", true);
+
+	if (OidIsValid(ext))
+	{
+		LockDatabaseObject(ExtensionRelationId, ext, 0, AccessShareLock);
+		/* the DROP may have committed while we waited */
+		if (OidIsValid(get_extension_oid("pg_finetune", true)))
+			return;
+	}
+	AbortCurrentTransaction();
+	FtExitNotInstalled();
+}
 
 /* Open a transaction with SPI connected and a snapshot pushed */
 void
@@ -17,6 +41,7 @@ FtTxBegin(const char *activity)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	LockExtension();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());

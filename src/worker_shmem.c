@@ -29,6 +29,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "worker_shmem.h"
+#include "pg_compat.h"
 
 PG_FUNCTION_INFO_V1(ft_wake_worker);
 PG_FUNCTION_INFO_V1(ft_worker_info);
@@ -339,17 +340,26 @@ StopWorkerOfDroppedDatabase(const char *dbname)
 }
 
 /* Utility hook: only DROP DATABASE concerns us */
+#if PG_VERSION_NUM >= 140000
+#define FT_UTILITY_ARGS pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
 static void
 FtProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				 ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv,
 				 DestReceiver *dest, QueryCompletion *qc)
+#else
+#define FT_UTILITY_ARGS pstmt, queryString, context, params, queryEnv, dest, qc
+static void
+FtProcessUtility(PlannedStmt *pstmt, const char *queryString,
+				 ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv,
+				 DestReceiver *dest, QueryCompletion *qc)
+#endif
 {
 	if (IsA(pstmt->utilityStmt, DropdbStmt))
 		StopWorkerOfDroppedDatabase(((DropdbStmt *) pstmt->utilityStmt)->dbname);
 	if (prev_process_utility)
-		prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		prev_process_utility(FT_UTILITY_ARGS);
 	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		standard_ProcessUtility(FT_UTILITY_ARGS);
 }
 
 /* Install the utility hook (from shared_preload_libraries, so every backend has it) */
@@ -375,7 +385,7 @@ FtLauncherMain(Datum main_arg)
 	pgstat_report_appname("pg_finetune launcher");
 
 	SpinLockAcquire(&ft_shared->mutex);
-	ft_shared->launcher_procno = MyProc->pgprocno;
+	ft_shared->launcher_procno = FtProcNumber(MyProc);
 	/* After a crash restart, workers of the previous life are gone: start over */
 	memset(ft_shared->slots, 0, sizeof(ft_shared->slots));
 	SpinLockRelease(&ft_shared->mutex);

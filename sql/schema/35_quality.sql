@@ -274,22 +274,12 @@ AS $$
 DECLARE
   a ft_avatars;
   token_limit integer;
-  key_column text;
   e record;
   structural boolean;
 BEGIN
   a := ft_get_avatar(avatar);
-  -- ft_models comes from a later part of the extension; look it up at run time.
-  IF to_regclass('@extschema@.ft_models') IS NOT NULL THEN
-    SELECT attname INTO key_column FROM pg_catalog.pg_attribute
-     WHERE attrelid = '@extschema@.ft_models'::regclass AND attname IN ('model', 'name', 'id') AND NOT attisdropped
-     ORDER BY array_position(ARRAY['model', 'name', 'id'], attname::text) LIMIT 1;
-    IF key_column IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-        WHERE attrelid = '@extschema@.ft_models'::regclass AND attname = 'training_token_limit' AND NOT attisdropped) THEN
-      EXECUTE format('SELECT training_token_limit FROM @extschema@.ft_models WHERE %I::text = $1 LIMIT 1', key_column)
-        INTO token_limit USING a.base_model;
-    END IF;
-  END IF;
+  -- ft_models is created by a later part of the script; PL/pgSQL resolves it at run time.
+  SELECT m.training_token_limit INTO token_limit FROM ft_models m WHERE m.model = a.base_model;
   FOR e IN SELECT x.id, x.messages, x.token_count FROM ft_examples x
             WHERE x.avatar_id = avatar ORDER BY x.created_at, x.id LOOP
     structural := false;

@@ -124,6 +124,9 @@ BEGIN
   IF options ? 'allow_concurrent' AND options -> 'allow_concurrent' <> 'true' THEN
     RAISE EXCEPTION 'option "allow_concurrent" can only be true' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  IF options ? 'max_cost' AND (jsonb_typeof(options -> 'max_cost') <> 'number' OR (options ->> 'max_cost')::numeric < 0) THEN
+    RAISE EXCEPTION 'option "max_cost" must be a non-negative number of US dollars' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   IF options ? 'dataset' AND jsonb_typeof(options -> 'dataset') <> 'object' THEN
     RAISE EXCEPTION 'option "dataset" must be a JSON object of dataset options (as for ft_jsonl)'
       USING ERRCODE = 'invalid_parameter_value';
@@ -135,7 +138,8 @@ $$;
 CREATE FUNCTION ft_create_job(avatar uuid, model text DEFAULT NULL, options jsonb DEFAULT '{}')
 RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+-- pg_catalog first so built-ins cannot be shadowed; the extension schema for the checks it calls
+SET search_path = pg_catalog, @extschema@, pg_temp
 AS $$
 DECLARE
   a @extschema@.ft_avatars;
@@ -146,6 +150,10 @@ DECLARE
   needed integer;
   available bigint;
   live uuid;
+  problems bigint;
+  first_problem text;
+  cost numeric;
+  budget numeric;
   new_id uuid;
 BEGIN
   a := ft_internal.lock_avatar(avatar);
@@ -160,7 +168,7 @@ BEGIN
   -- Eligibility: enough examples that datasets would include.
   needed := greatest(coalesce((a.settings ->> 'min_examples')::integer, 50), p.min_examples);
   IF settings ->> 'method' = 'dpo' THEN
-    EXECUTE 'SELECT count(*) FROM @extschema@.ft_preferences WHERE avatar_id = $1' INTO available USING avatar;
+    SELECT count(*) INTO available FROM @extschema@.ft_preferences WHERE avatar_id = avatar;
   ELSE
     SELECT count(*) INTO available FROM @extschema@.ft_examples e WHERE e.avatar_id = avatar AND NOT e.excluded;
   END IF;
@@ -172,6 +180,33 @@ BEGIN
             HINT = 'Add or import more examples, or lower settings.min_examples on the avatar (not below the provider minimum).';
   END IF;
 
+  -- Validation: problems that would make the provider reject the file (examples over the token
+  -- limit are dropped by the dataset, and trailing turns are merely not trained).
+  IF settings ->> 'method' = 'supervised' THEN
+    SELECT count(*), min(v.code || ' in example ' || v.example_id || ': ' || v.detail) INTO problems, first_problem
+      FROM @extschema@.ft_validate(avatar) v
+      JOIN @extschema@.ft_examples e ON e.avatar_id = avatar AND e.id = v.example_id AND NOT e.excluded
+     WHERE v.code NOT IN ('too_many_tokens', 'trailing_messages');
+    IF problems > 0 THEN
+      RAISE EXCEPTION 'the training data of avatar % has % problem(s) the provider would reject', avatar, problems
+        USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = first_problem,
+              HINT = 'See SELECT * FROM ft_validate(avatar); fix the examples or set excluded = true on them.';
+    END IF;
+  END IF;
+
+  -- Cost against the budget (options.max_cost, else the avatar setting max_cost_usd).
+  SELECT c.estimated_cost INTO cost
+    FROM @extschema@.ft_estimate_cost(avatar, chosen_model,
+           CASE WHEN jsonb_typeof(settings -> 'hyperparameters' -> 'n_epochs') = 'number'
+                THEN (settings -> 'hyperparameters' ->> 'n_epochs')::integer END) c;
+  budget := coalesce((options ->> 'max_cost')::numeric, (a.settings ->> 'max_cost_usd')::numeric);
+  IF budget IS NOT NULL AND cost > budget THEN
+    RAISE EXCEPTION 'the estimated cost of this job, $%, exceeds the budget of $%', round(cost, 2), budget
+      USING ERRCODE = 'program_limit_exceeded',
+            HINT = 'Lower n_epochs, select fewer examples, or raise options.max_cost / settings.max_cost_usd.';
+  END IF;
+  PERFORM ft_internal.check_quota(a.owner_id, avatar, cost, available);
+
   SELECT j.id INTO live FROM @extschema@.ft_jobs j
    WHERE j.avatar_id = avatar AND j.status NOT IN ('succeeded', 'failed', 'cancelled') LIMIT 1;
   IF live IS NOT NULL AND NOT coalesce((options ->> 'allow_concurrent')::boolean, false) THEN
@@ -182,9 +217,9 @@ BEGIN
   END IF;
 
   INSERT INTO @extschema@.ft_jobs (avatar_id, provider, model, method, hyperparameters, options,
-                                   activate_on_success, deadline)
+                                   activate_on_success, estimated_cost, deadline)
   VALUES (avatar, provider_name, chosen_model, settings ->> 'method', settings -> 'hyperparameters',
-          coalesce(options, '{}'), coalesce((options ->> 'activate')::boolean, true),
+          coalesce(options, '{}'), coalesce((options ->> 'activate')::boolean, true), cost,
           now() + current_setting('ft.job_deadline')::interval)
   RETURNING id INTO new_id;
   PERFORM ft_internal.wake_worker();
@@ -195,8 +230,8 @@ COMMENT ON FUNCTION ft_create_job(uuid, text, jsonb) IS
   'Queues a fine-tuning job for an avatar and returns its id at once; the background worker builds the dataset, '
   'uploads it, creates the provider job and follows it after commit. Options: provider, method (supervised|dpo), '
   'n_epochs, batch_size, learning_rate_multiplier ("auto" or a number), beta (dpo), suffix, seed, activate, '
-  'allow_concurrent, dataset (dataset selection options as for ft_jsonl). Refuses, with the reason, avatars with too few '
-  'examples and avatars that already have a job in progress.';
+  'allow_concurrent, dataset (dataset selection options as for ft_jsonl), max_cost. Refuses, with the reason: too few '
+  'examples, training data the provider would reject, an estimated cost over the budget or a quota, and a job already in progress.';
 
 CREATE FUNCTION ft_cancel_job(job uuid) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER

@@ -3,7 +3,7 @@
 # Everything here works on a fresh Debian 12 machine: as root, or as a user with sudo.
 
 # Debian packages needed to build and test pg_finetune (FUZZ=1 adds the fuzzing toolchain).
-FT_PACKAGES="postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev libjansson-dev build-essential pkg-config libipc-run-perl python3"
+FT_PACKAGES="postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev libjansson-dev build-essential pkg-config libipc-run-perl python3 postgresql-15-cron chromium"
 FT_FUZZ_PACKAGES="clang libclang-rt-14-dev"
 
 # The pg_config of PostgreSQL 15, even when other major versions are installed too.

@@ -99,6 +99,17 @@ is($node->safe_psql('postgres', "SELECT ft_cancel_job('$job4')"), 'cancelled', '
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET ft.worker_enabled; SELECT pg_reload_conf();');
 
 is(scalar(@{ mock_get('/_mock/state')->{violations} }), 0, 'still no malformed request');
+is($node->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE ok) || '/' || count(*) FROM ft_doctor()
+  WHERE check_name IN ('worker', 'polling', 'last worker error', 'provider mock host', 'provider mock key',
+                       'tokenizer o200k_base', 'tokenizer cl100k_base')}), '7/7', 'ft_doctor: worker, mock provider and tokenizer healthy');
+is($node->safe_psql('postgres', q{SELECT ok FROM ft_doctor() WHERE check_name = 'provider openai key'}), 'f',
+	'ft_doctor notices the missing OpenAI key');
+like($node->safe_psql('postgres', q{SELECT detail FROM ft_doctor() WHERE check_name = 'provider openai key'}),
+	qr/no key: SELECT ft_set_api_key/, 'ft_doctor says how to add a missing key');
+like($node->safe_psql('postgres', q{SELECT string_agg(check_name, ',') FROM ft_doctor()}),
+	qr/^worker,databases served,polling,last worker error,.*provider mock host,provider mock key,.*tokenizer o200k_base,tokenizer cl100k_base$/,
+	'ft_doctor checks the worker, every provider and the tokenizer');
+unlike($node->safe_psql('postgres', q{SELECT string_agg(detail, ' ') FROM ft_doctor()}), qr/sk-test/, 'ft_doctor never shows a key');
 my $log = slurp_file($node->logfile);
 unlike($log, qr/sk-test-secret-key-0123456789/, 'API key never appears in the server log');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM ft_audit WHERE action IN ('job_created', 'job_cancelled', 'model_activated', 'key_set')}) >= 6 ? 'ok' : 'few',

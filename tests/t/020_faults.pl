@@ -63,6 +63,10 @@ is(provider_jobs_for($job), 1, 'never submitted twice');
 	action => { truncated_json => JSON::PP::true } } ]);
 is($status, 'succeeded', 'reset connection, malformed and truncated JSON: retried and succeeded');
 
+($job, $status) = run_case('slow bodies', [ { match => { method => 'GET', path_regex => '^/v1/fine_tuning/jobs/[^/]+$' }, times => 2,
+	action => { slow_body_ms => 1500 } } ]);
+is($status, 'succeeded', 'slow response bodies are waited for within the request timeout');
+
 ($job, $status) = run_case('out of credit', [ { match => { method => 'POST', path_regex => '^/v1/fine_tuning/jobs$' }, times => 1,
 	action => { status => 429, code => 'insufficient_quota' } } ]);
 is($status, 'failed', 'quota 429 is a failure, not a retry');

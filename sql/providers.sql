@@ -1,0 +1,58 @@
+-- Provider settings checks, quotas (ft_internal.check_quota), ft_owner_usage, ft_retrain_if_due decisions.
+CREATE EXTENSION IF NOT EXISTS pg_finetune;
+\set VERBOSITY verbose
+\set SHOW_CONTEXT never
+
+-- Kind-specific settings are checked when the row is written.
+INSERT INTO ft_providers (name, kind, base_url) VALUES ('prov-fw-bad', 'fireworks', 'https://api.fireworks.ai/v1');
+INSERT INTO ft_providers (name, kind, base_url, settings)
+VALUES ('prov-rep-bad', 'replicate', 'https://api.replicate.com/v1', '{"trainer_owner": "meta", "trainer_name": "llama"}');
+INSERT INTO ft_providers (name, kind, base_url, settings)
+VALUES ('prov-mis-bad', 'mistral', 'https://api.mistral.ai/v1', '{"auto_start": "yes"}');
+INSERT INTO ft_providers (name, kind, base_url, settings)
+VALUES ('prov-az-bad', 'azure_openai', 'https://r.openai.azure.com/openai', '{"api_version": "latest"}');
+INSERT INTO ft_providers (name, kind, base_url, settings) VALUES
+  ('prov-fw', 'fireworks', 'https://api.fireworks.ai/v1', '{"account_id": "acme"}'),
+  ('prov-az', 'azure_openai', 'https://r.openai.azure.com/openai', '{"api_version": "2024-10-21"}');
+SELECT name, kind FROM ft_providers WHERE name LIKE 'prov-%' OR seeded ORDER BY name;
+
+-- Models of other providers: prices unknown rather than invented.
+SELECT provider, count(*), count(training_price_per_million) AS priced
+  FROM ft_models WHERE provider <> 'openai' GROUP BY provider ORDER BY provider;
+
+-- Quotas: an owner row wins over the default row; NULL limits are unlimited.
+SELECT ft_create_avatar('providers quota bot') AS qa \gset
+INSERT INTO ft_quotas (owner_id, jobs_per_month, spend_per_month, max_examples_per_job)
+VALUES (NULL, 100, NULL, 1000), (current_user, 2, 10, 50);
+SELECT ft_internal.check_quota('someone_else', :'qa', 5, 1000);
+SELECT ft_internal.check_quota('someone_else', :'qa', 5, 1001);
+SELECT ft_internal.check_quota(current_user, :'qa', 9.5, 50);
+SELECT ft_internal.check_quota(current_user, :'qa', 10.5, 50);
+SELECT ft_internal.check_quota(current_user, :'qa', NULL, 10);
+-- Jobs this month count against the limits; a job cancelled before it reached the provider does not.
+INSERT INTO ft_jobs (avatar_id, provider, model, status, estimated_cost, provider_job_id, options)
+VALUES (:'qa', 'openai', 'gpt-4o-mini-2024-07-18', 'succeeded', 4, 'ftjob-1', '{}'),
+       (:'qa', 'openai', 'gpt-4o-mini-2024-07-18', 'cancelled', 3, NULL, '{}');
+SELECT ft_internal.check_quota(owner_id, :'qa', 7, 10) FROM ft_avatars WHERE id = :'qa';
+SELECT ft_internal.check_quota(owner_id, :'qa', 6, 10) FROM ft_avatars WHERE id = :'qa';
+INSERT INTO ft_jobs (avatar_id, provider, model, status, estimated_cost, provider_job_id, options, next_poll_at)
+VALUES (:'qa', 'openai', 'gpt-4o-mini-2024-07-18', 'running', 1, 'ftjob-2', '{}', 'infinity');
+SELECT ft_internal.check_quota(owner_id, :'qa', 1, 10) FROM ft_avatars WHERE id = :'qa';
+SELECT jobs, estimated_spend, jobs_without_estimate, succeeded
+  FROM ft_owner_usage WHERE month = date_trunc('month', now())::date AND owner_id = current_user;
+
+-- Retraining decisions.
+SELECT ft_create_avatar('providers retrain bot', settings => '{"min_examples": 12, "quality_threshold": 0}') AS ra \gset
+SELECT count(ft_add_example(:'ra', jsonb_build_array(
+         jsonb_build_object('role', 'user', 'content', 'Where is parcel ' || i || '?'),
+         jsonb_build_object('role', 'assistant', 'content', 'Parcel ' || i || ' arrives tomorrow.'))))
+  FROM generate_series(1, 15) i;
+SELECT r - 'avatar' FROM ft_retrain_if_due(:'ra') r;
+-- A quota refusal is reported, not raised (ft_create_job applies ft_internal.check_quota).
+SELECT r ->> 'action', r ->> 'reason', r ->> 'sqlstate', r ->> 'message' FROM ft_retrain_if_due(:'ra', min_new_examples => 10) r;
+DELETE FROM ft_quotas WHERE owner_id = current_user;
+SELECT r ->> 'action' AS action, r ->> 'reason' AS reason, r ->> 'new_examples' AS new_examples, r ->> 'job_id' AS job_id
+  FROM ft_retrain_if_due(:'ra', min_new_examples => 10) r \gset
+SELECT :'action', :'reason', :'new_examples', (SELECT id FROM ft_jobs WHERE avatar_id = :'ra') = :'job_id' AS job_recorded;
+SELECT r ->> 'action', r ->> 'reason' FROM ft_retrain_if_due(:'ra', min_new_examples => 10) r;
+SELECT ft_retrain_if_due('00000000-0000-0000-0000-000000000000');
