@@ -1,5 +1,7 @@
 -- Provider settings checks, quotas (ft_internal.check_quota), ft_owner_usage, ft_retrain_if_due decisions.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_finetune;
+RESET client_min_messages;
 \set VERBOSITY verbose
 \set SHOW_CONTEXT never
 

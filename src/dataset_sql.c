@@ -5,6 +5,7 @@
 #include "postgres.h"
 
 #include "dataset.h"
+#include "pg_compat.h"
 
 #include "fmgr.h"
 #include "funcapi.h"
