@@ -3,7 +3,7 @@ SET client_min_messages = warning;
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_finetune;
 RESET client_min_messages;
-\set VERBOSITY verbose
+\set VERBOSITY default
 \set SHOW_CONTEXT never
 -- SQLSTATE of a statement, for errors whose text names generated ids
 CREATE FUNCTION pg_temp.sqlstate_of(statement text) RETURNS text
@@ -13,6 +13,22 @@ BEGIN
   RETURN 'no error';
 EXCEPTION WHEN OTHERS THEN
   RETURN SQLSTATE;
+END $$;
+-- How a statement ended: "ok", or the SQLSTATE with message, detail and hint. Unlike
+-- VERBOSITY verbose this leaves out the C source location, which moves with every edit.
+-- The messages shown here name only fixed ids, so nothing is masked.
+CREATE FUNCTION pg_temp.try(stmt text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  msg text; det text; hnt text;
+BEGIN
+  EXECUTE stmt;
+  RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+  RETURN SQLSTATE || ': ' || msg
+         || coalesce(nullif(' | DETAIL: ' || det, ' | DETAIL: '), '')
+         || coalesce(nullif(' | HINT: ' || hnt, ' | HINT: '), '');
 END $$;
 
 -- ft_score without an avatar: defaults and the caller's lexicon
@@ -43,13 +59,13 @@ SELECT score, components ->> 'in_band' AS in_band
   FROM ft_score('[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello there! How are you?"}]', :'strict');
 -- bad settings and unknown avatars are errors with SQLSTATEs
 UPDATE ft_avatars SET settings = '{"length_band": [300, 10]}' WHERE id = :'strict';
-SELECT score FROM ft_score('[{"role": "assistant", "content": "Hello"}]', :'strict');
+SELECT pg_temp.try(format($$SELECT score FROM ft_score('[{"role": "assistant", "content": "Hello"}]', %L)$$, :'strict'));
 UPDATE ft_avatars SET settings = '{"score_weights": {"lenght": 1}}' WHERE id = :'strict';
-SELECT score FROM ft_score('[{"role": "assistant", "content": "Hello"}]', :'strict');
+SELECT pg_temp.try(format($$SELECT score FROM ft_score('[{"role": "assistant", "content": "Hello"}]', %L)$$, :'strict'));
 UPDATE ft_avatars SET settings = '{"quality_threshold": 2}' WHERE id = :'strict';
-SELECT score FROM ft_score('[{"role": "assistant", "content": "Hello"}]', :'strict');
+SELECT pg_temp.try(format($$SELECT score FROM ft_score('[{"role": "assistant", "content": "Hello"}]', %L)$$, :'strict'));
 UPDATE ft_avatars SET settings = '{}' WHERE id = :'strict';
-SELECT score FROM ft_score('[{"role": "assistant", "content": "Hello"}]', '00000000-0000-0000-0000-000000000000');
+SELECT pg_temp.try($$SELECT score FROM ft_score('[{"role": "assistant", "content": "Hello"}]', '00000000-0000-0000-0000-000000000000')$$);
 
 -- the trigger: quality, components, hash, exclusion under the threshold (0.6 here)
 SELECT ft_add_example(:'av', '[{"role": "user", "content": "My dog is sick and the vet appointment is tomorrow morning."},
@@ -78,8 +94,8 @@ SELECT excluded, exclusion_reason FROM ft_examples WHERE id = :'good';
 UPDATE ft_examples SET excluded = false, exclusion_reason = NULL WHERE id = :'good';
 SELECT ft_review_example(:'weak', verified => true, rating => 4);
 SELECT verified, rating, excluded, exclusion_reason FROM ft_examples WHERE id = :'weak';
-SELECT ft_review_example(:'weak', rating => 9);
-SELECT ft_review_example('00000000-0000-0000-0000-000000000000');
+SELECT pg_temp.try(format('SELECT ft_review_example(%L, rating => 9)', :'weak'));
+SELECT pg_temp.try($$SELECT ft_review_example('00000000-0000-0000-0000-000000000000')$$);
 UPDATE ft_examples SET verified = false WHERE id = :'weak';
 SELECT excluded, exclusion_reason FROM ft_examples WHERE id = :'weak';
 
@@ -96,7 +112,7 @@ DELETE FROM ft_lexicon WHERE owner_id = ft_current_owner();
 SELECT components ->> 'generic_hits' AS generic_hits FROM ft_score('[{"role": "assistant", "content": "Keep it up"}]');
 SELECT ft_rescore(:'av') AS rescored;
 SELECT quality, excluded FROM ft_examples WHERE id = :'trail';
-SELECT ft_rescore('00000000-0000-0000-0000-000000000000');
+SELECT pg_temp.try($$SELECT ft_rescore('00000000-0000-0000-0000-000000000000')$$);
 SELECT pg_temp.sqlstate_of($$INSERT INTO ft_lexicon (owner_id, kind, phrase) VALUES (ft_current_owner(), 'insult', 'whatever')$$) AS bad_kind;
 
 -- row-level security of the lexicon: shared rows plus one's own; only one's own are writable
@@ -112,7 +128,7 @@ SELECT owner_id, phrase FROM ft_lexicon WHERE owner_id IS NOT NULL;
 SELECT count(*) > 80 AS sees_shared FROM ft_lexicon WHERE owner_id IS NULL;
 UPDATE ft_lexicon SET weight = 0 WHERE phrase = 'keep it up';
 DELETE FROM ft_lexicon WHERE owner_id IS NULL;
-INSERT INTO ft_lexicon (owner_id, kind, phrase) VALUES (NULL, 'empathy', 'sneaky shared phrase');
+SELECT pg_temp.try($$INSERT INTO ft_lexicon (owner_id, kind, phrase) VALUES (NULL, 'empathy', 'sneaky shared phrase')$$);
 SELECT components ->> 'empathy_hits' AS alice_hits FROM ft_score('[{"role": "assistant", "content": "Hang in there!"}]');
 SET ROLE ft_quality_bob;
 SELECT count(*) AS bob_sees_alice FROM ft_lexicon WHERE owner_id = 'ft_quality_alice';
@@ -145,7 +161,7 @@ SELECT e.category, v.code, v.detail
   FROM ft_validate(:'val') v JOIN ft_examples e ON e.id = v.example_id
  ORDER BY e.category, v.code, v.detail;
 SELECT code, detail FROM ft_example_semantic_problems('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello"}]}', 5000, 4096);
-SELECT * FROM ft_validate('00000000-0000-0000-0000-000000000000');
+SELECT pg_temp.try($$SELECT * FROM ft_validate('00000000-0000-0000-0000-000000000000')$$);
 
 -- near-duplicates, marking and diversity: fifty varied examples beat two hundred repetitive ones
 SELECT ft_create_avatar('quality-varied', settings => '{"quality_threshold": 0}') AS varied \gset
@@ -178,17 +194,17 @@ SELECT count(*) FILTER (WHERE NOT excluded) < 50 AS few_left,
        bool_and(exclusion_reason LIKE 'duplicate: near %') FILTER (WHERE excluded) AS reasons
   FROM ft_examples WHERE avatar_id = :'rep';
 SELECT ft_mark_duplicates(:'rep', 0.8) AS second_run;
-SELECT * FROM ft_near_duplicates(:'rep', 1.5);
-SELECT * FROM ft_near_duplicates('00000000-0000-0000-0000-000000000000');
-SELECT ft_diversity('00000000-0000-0000-0000-000000000000');
+SELECT pg_temp.try(format('SELECT * FROM ft_near_duplicates(%L, 1.5)', :'rep'));
+SELECT pg_temp.try($$SELECT * FROM ft_near_duplicates('00000000-0000-0000-0000-000000000000')$$);
+SELECT pg_temp.try($$SELECT ft_diversity('00000000-0000-0000-0000-000000000000')$$);
 SELECT ft_diversity(:'val') AS one_or_none;
 
 -- feedback and the review queue
 SELECT ft_add_feedback(:'av', 'down', example => :'good', comment => 'too formal') IS NOT NULL AS down_recorded;
 SELECT ft_add_feedback(:'av', 'up', example => :'weak') IS NOT NULL AS up_recorded;
 SELECT ft_add_feedback(:'av', 'up', message_ref => 'chat-msg-17') IS NOT NULL AS message_feedback;
-SELECT ft_add_feedback(:'av', 'meh', example => :'good');
-SELECT ft_add_feedback(:'av', 'up');
+SELECT pg_temp.try(format($$SELECT ft_add_feedback(%L, 'meh', example => %L)$$, :'av', :'good'));
+SELECT pg_temp.try(format($$SELECT ft_add_feedback(%L, 'up')$$, :'av'));
 SELECT pg_temp.sqlstate_of(format('SELECT ft_add_feedback(%L, %L, example => %L)', :'av', 'up', :'varied')) AS example_of_other_avatar;
 SELECT CASE example_id WHEN :'weak' THEN 'weak' WHEN :'good' THEN 'good' ELSE 'other' END AS example, reason, ups, downs
   FROM ft_review_queue WHERE avatar_id = :'av' ORDER BY priority DESC, example LIMIT 3;
