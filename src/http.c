@@ -108,6 +108,58 @@ ft_url_host(const char *url, char *host, size_t hostlen, long *port)
 	return ok;
 }
 
+/* A byte range of a file, streamed into one part of a multi-part upload */
+typedef struct FileRange
+{
+	FILE	   *file;
+	long long	remaining;
+} FileRange;
+
+/* libcurl read callback: the next bytes of the range */
+static size_t
+ReadRange(char *buffer, size_t size, size_t nitems, void *arg)
+{
+	FileRange  *range = arg;
+	size_t		want = size * nitems;
+
+	if ((long long) want > range->remaining)
+		want = (size_t) range->remaining;
+	want = want > 0 ? fread(buffer, 1, want, range->file) : 0;
+	range->remaining -= (long long) want;
+	return want;
+}
+
+/* libcurl free callback of a range */
+static void
+FreeRange(void *arg)
+{
+	FileRange  *range = arg;
+
+	fclose(range->file);
+	free(range);
+}
+
+/* The file part of a multipart body: the whole file, or only a byte range of it */
+static bool
+SetFileData(curl_mimepart *part, const FtHttpCall *call)
+{
+	FileRange  *range;
+
+	if (call->upload_length <= 0)
+		return curl_mime_filedata(part, call->upload_path) == CURLE_OK;
+	if ((range = malloc(sizeof(FileRange))) == NULL)
+		return false;
+	range->remaining = call->upload_length;
+	if ((range->file = fopen(call->upload_path, "rb")) == NULL || fseeko(range->file, call->upload_offset, SEEK_SET) != 0)
+	{
+		if (range->file)
+			fclose(range->file);
+		free(range);
+		return false;
+	}
+	return curl_mime_data_cb(part, call->upload_length, ReadRange, NULL, FreeRange, range) == CURLE_OK;
+}
+
 /* Body: a multipart file upload (streamed from disk) or JSON */
 static bool
 SetBody(FtHttpTransfer *t, const FtHttpCall *call)
@@ -126,7 +178,7 @@ SetBody(FtHttpTransfer *t, const FtHttpCall *call)
 		}
 		part = curl_mime_addpart(t->mime);
 		curl_mime_name(part, call->upload_field[0] ? call->upload_field : "file");
-		if (curl_mime_filedata(part, call->upload_path) != CURLE_OK)
+		if (!SetFileData(part, call))
 			return false;
 		curl_mime_filename(part, call->upload_name);
 		curl_mime_type(part, "application/jsonl");

@@ -7,6 +7,7 @@
 #include "http_policy.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,13 @@ ft_backoff_ms(int attempt, double jitter01, long cap_ms)
 	return (long) (delay * (1.0 - 0.25 * jitter01));
 }
 
+/* Seconds as milliseconds, saturating instead of overflowing on absurd values */
+static long
+SecondsToMs(long seconds)
+{
+	return seconds > LONG_MAX / 1000 ? LONG_MAX / 1000 * 1000 : seconds * 1000;
+}
+
 /* Retry-After: delta seconds or an HTTP date; -1 when unreadable */
 long
 ft_parse_retry_after(const char *value, long now_s)
@@ -123,10 +131,10 @@ ft_parse_retry_after(const char *value, long now_s)
 		return -1;
 	seconds = strtol(value, &end, 10);
 	if (end != value && (*end == '\0' || isspace((unsigned char) *end)))
-		return seconds < 0 ? -1 : seconds * 1000;
+		return seconds < 0 ? -1 : SecondsToMs(seconds);
 	memset(&tm, 0, sizeof(tm));
 	if (strptime(value, "%a, %d %b %Y %H:%M:%S GMT", &tm) == NULL)
 		return -1;
 	seconds = (long) timegm(&tm) - now_s;
-	return seconds < 0 ? 0 : seconds * 1000;
+	return seconds < 0 ? 0 : SecondsToMs(seconds);
 }

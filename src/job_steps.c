@@ -28,6 +28,8 @@
 #define LIVE_STATES "('pending', 'preparing', 'uploading', 'submitting', 'validating_files', 'queued', 'running', 'cancelling')"
 
 static bool StartCall(void *multi, JobRun *run, FtStep step, FtHttpCall *call);
+static bool HandleFailureTx(JobRun *run);
+static bool RecordFileTx(JobRun *run);
 static bool StartPoll(void *multi, JobRun *run);
 
 /* Copy a string into a fixed buffer */
@@ -77,6 +79,7 @@ FtFreeRun(void *multi, JobRun *run)
 		ft_http_cleanup(multi, &run->http);
 	ft_free_events(run->events, run->nevents);
 	free(run->dataset_options);
+	free(run->part_ids);
 	explicit_bzero(run->api_key, sizeof(run->api_key));
 	free(run);
 }
@@ -178,7 +181,7 @@ GuardedTx(JobRun *run, FtWorkerSlot *slot, const char *activity, bool (*fn) (Job
 		MemoryContextSwitchTo(caller);
 		edata = CopyErrorData();
 		FlushErrorState();
-		AbortCurrentTransaction();
+		FtTxAbort();
 		FtSetLastError(slot, edata->message);
 		FtTxBegin("pg_finetune: recording a failed job");
 		FailJob(run, "internal_error", edata->message);
@@ -286,6 +289,15 @@ PrepareDatasetTx(JobRun *run)
 									&job, &files, &summary);
 	if (summary.validation_count == 0)
 		unlink(run->validation_path);
+	/* The provider counts the training file alone; better to say so now than after an upload */
+	if (FtExec("SELECT min_examples FROM ft_providers WHERE name = $1 AND min_examples > $2::bigint", 2,
+			   (const char *[]) {run->provider, psprintf(INT64_FORMAT, summary.train_count)}) == 1)
+	{
+		FailJob(run, "too_few_training_examples",
+				psprintf("The training file has %lld examples, but provider \"%s\" needs at least %s; the validation share took the rest.",
+						 (long long) summary.train_count, run->provider, FtValue(0, 1)));
+		return false;
+	}
 	args[1] = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&dataset)));
 	FtExec("UPDATE ft_jobs SET status = 'uploading', dataset_id = $2::uuid WHERE id = $1::uuid AND status = 'preparing'",
 		   2, args);
@@ -384,27 +396,114 @@ StartPrepareUpload(void *multi, JobRun *run, const char *name)
 	return true;
 }
 
+/* Size of a file in bytes, -1 when it cannot be read */
+static long long
+DatasetFileSize(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (long long) st.st_size : -1;
+}
+
+/* Send the next part of a multi-part upload, or assemble the parts when all are sent */
+static bool
+StartNextPart(void *multi, JobRun *run)
+{
+	FtHttpCall	call;
+	long long	part = (long long) ft_upload_part_kb * 1024;
+	long long	left = run->large_upload_size - run->large_upload_offset;
+
+	if (left <= 0)
+	{
+		run->adapter->upload_complete(&run->cfg, run->large_upload_id,
+									  psprintf("%s]", run->part_ids ? run->part_ids : "["), &call);
+		return StartCall(multi, run, STEP_UPLOAD_COMPLETE, &call);
+	}
+	run->adapter->upload_part(&run->cfg, run->large_upload_id,
+							  run->uploading_validation ? run->validation_path : run->train_path,
+							  run->large_upload_offset, Min(part, left), &call);
+	return StartCall(multi, run, STEP_UPLOAD_PART, &call);
+}
+
+/* Upload one dataset file: in one request, or in parts when it is over the single-request limit */
+static bool
+StartFileUpload(void *multi, JobRun *run, bool validation)
+{
+	const char *path = validation ? run->validation_path : run->train_path;
+	const char *name = validation ? "validation.jsonl" : "train.jsonl";
+	long long	size = DatasetFileSize(path);
+	FtHttpCall	call;
+
+	run->uploading_validation = validation;
+	run->uploaded_file_id[0] = '\0';
+	if (StartPrepareUpload(multi, run, name))
+		return run->http_active;
+	if (run->adapter->upload_begin && size > (long long) ft_max_single_upload_kb * 1024)
+	{
+		free(run->part_ids);
+		run->part_ids = NULL;
+		run->large_upload_offset = 0;
+		run->large_upload_size = size;
+		run->adapter->upload_begin(&run->cfg, name, size, &call);
+		return StartCall(multi, run, STEP_UPLOAD_BEGIN, &call);
+	}
+	run->adapter->upload(&run->cfg, run->id, path, name, &call);
+	return StartCall(multi, run, validation ? STEP_UPLOAD_VALIDATION : STEP_UPLOAD_TRAIN, &call);
+}
+
 /* Upload whichever file is still missing, else submit */
 static bool
 StartUploadOrSubmit(void *multi, JobRun *run, FtWorkerSlot *slot)
 {
-	FtHttpCall	call;
-
 	if (run->training_file_id[0] == '\0')
-	{
-		if (StartPrepareUpload(multi, run, "train.jsonl"))
-			return run->http_active;
-		run->adapter->upload(&run->cfg, run->id, run->train_path, "train.jsonl", &call);
-		return StartCall(multi, run, STEP_UPLOAD_TRAIN, &call);
-	}
+		return StartFileUpload(multi, run, false);
 	if (run->validation_file_id[0] == '\0' && FileExists(run->validation_path))
-	{
-		if (StartPrepareUpload(multi, run, "validation.jsonl"))
-			return run->http_active;
-		run->adapter->upload(&run->cfg, run->id, run->validation_path, "validation.jsonl", &call);
-		return StartCall(multi, run, STEP_UPLOAD_VALIDATION, &call);
-	}
+		return StartFileUpload(multi, run, true);
 	return StartSubmit(multi, run, slot);
+}
+
+/* Add a part id to the JSON array of part ids, kept open ("[\"a\",\"b\"") until complete */
+static bool
+AppendPartId(JobRun *run, const char *id)
+{
+	size_t		len = run->part_ids ? strlen(run->part_ids) : 0;
+	char	   *grown = realloc(run->part_ids, len + strlen(id) + 5);
+
+	if (grown == NULL)
+		return false;
+	sprintf(grown + len, "%s\"%s\"", len == 0 ? "[" : ",", id);
+	run->part_ids = grown;
+	return true;
+}
+
+/* A multi-part upload answered: keep the id, then send the next part or finish */
+static bool
+OnLargeUploadStep(void *multi, JobRun *run, FtWorkerSlot *slot)
+{
+	char		id[FT_ID_LEN];
+	char		file_id[FT_ID_LEN];
+
+	if (!run->adapter->parse_upload(run->http.response.body, id, sizeof(id), file_id, sizeof(file_id)))
+	{
+		run->http.response.result = CURLE_WEIRD_SERVER_REPLY;
+		snprintf(run->http.response.error, sizeof(run->http.response.error), "unreadable upload object");
+		return GuardedTx(run, slot, "pg_finetune: recording a failure", HandleFailureTx);
+	}
+	if (run->step == STEP_UPLOAD_BEGIN)
+		SetStr(run->large_upload_id, sizeof(run->large_upload_id), id);
+	else if (run->step == STEP_UPLOAD_PART)
+	{
+		if (!AppendPartId(run, id))
+			return false;
+		run->large_upload_offset += Min((long long) ft_upload_part_kb * 1024, run->large_upload_size - run->large_upload_offset);
+	}
+	else
+	{
+		SetStr(run->uploaded_file_id, sizeof(run->uploaded_file_id), file_id);
+		return GuardedTx(run, slot, "pg_finetune: recording an upload", RecordFileTx) &&
+			StartUploadOrSubmit(multi, run, slot);
+	}
+	return StartNextPart(multi, run);
 }
 
 /* A job with nothing at the provider is cancelled on the spot */
@@ -501,12 +600,14 @@ StartPoll(void *multi, JobRun *run)
 static bool
 RecordFileTx(JobRun *run)
 {
-	bool		train = run->step == STEP_UPLOAD_TRAIN;
+	bool		train = !run->uploading_validation;
 	char		id[FT_ID_LEN];
 	const char *args[2] = {run->id, id};
 
 	run->upload_prepared = false;
-	if (run->adapter->uploaded_ref
+	if (run->uploaded_file_id[0])
+		SetStr(id, sizeof(id), run->uploaded_file_id);
+	else if (run->adapter->uploaded_ref
 		? !run->adapter->uploaded_ref(&run->cfg, run->id, train ? "train.jsonl" : "validation.jsonl", id, sizeof(id))
 		: !run->adapter->parse_file_id(run->http.response.body, id, sizeof(id)))
 	{
@@ -846,6 +947,10 @@ OnSuccess(void *multi, JobRun *run, FtWorkerSlot *slot)
 		case STEP_UPLOAD_VALIDATION:
 			return GuardedTx(run, slot, "pg_finetune: recording an upload", RecordFileTx) &&
 				StartUploadOrSubmit(multi, run, slot);
+		case STEP_UPLOAD_BEGIN:
+		case STEP_UPLOAD_PART:
+		case STEP_UPLOAD_COMPLETE:
+			return OnLargeUploadStep(multi, run, slot);
 		case STEP_FIND:
 			if (!run->adapter->parse_find(r->body, run->adapter->find_by_training_file ? run->training_file_id : run->id,
 										  &run->job))

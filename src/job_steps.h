@@ -22,7 +22,10 @@ typedef enum FtStep
 	STEP_RESULTS,
 	STEP_CANCEL,
 	STEP_PREPARE_UPLOAD,		/* a call before an upload (Fireworks creates the dataset) */
-	STEP_START					/* starting a job the provider holds ready (Mistral) */
+	STEP_START,					/* starting a job the provider holds ready (Mistral) */
+	STEP_UPLOAD_BEGIN,			/* multi-part upload of a large file: announce it */
+	STEP_UPLOAD_PART,			/* ... send one part */
+	STEP_UPLOAD_COMPLETE		/* ... assemble the parts into a file */
 } FtStep;
 
 /* What the worker holds of one job while it works on it (malloc'd: it outlives transactions) */
@@ -48,6 +51,12 @@ typedef struct JobRun
 	bool		cancel_sent;
 	bool		has_validation;
 	bool		upload_prepared;	/* prepare_upload answered for the file being uploaded */
+	bool		uploading_validation;	/* the file being uploaded is the validation file */
+	char		large_upload_id[FT_ID_LEN];	/* multi-part upload in progress */
+	long long	large_upload_offset;
+	long long	large_upload_size;
+	char	   *part_ids;		/* JSON array of the parts sent so far, malloc'd */
+	char		uploaded_file_id[FT_ID_LEN];	/* file id a completed multi-part upload became */
 	int			step_attempts;
 	int			event_pages;
 	char		train_path[MAXPGPATH];

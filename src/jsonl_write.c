@@ -136,7 +136,9 @@ FtJsonString(FtBuf *buf, const char *s, size_t n)
 		buf->len += 2;
 		i++;
 	}
-	memcpy(buf->data + buf->len, s + run, n - run);
+	/* an absent string (s NULL, n 0) is written as ""; memcpy must not see the NULL */
+	if (n > run)
+		memcpy(buf->data + buf->len, s + run, n - run);
 	buf->len += n - run;
 	buf->data[buf->len++] = '"';
 }
@@ -407,6 +409,8 @@ WriteAlpaca(FtBuf *out, const FtExample *example, FtStr system_prompt)
 		from = 1;
 	}
 	FtBufInit(&input);
+	/* allocated now: appending an empty content to a buffer without memory would memcpy to NULL */
+	FtBufGrow(&input, 0);
 	lone = LoneTurn(example, from, (size_t) last, own);
 	if (lone >= 0 && StrIs(example->messages[lone].role, "user"))
 		FtBufAppend(&input, example->messages[lone].content.p, example->messages[lone].content.len);
@@ -439,6 +443,8 @@ WritePromptCompletion(FtBuf *out, const FtExample *example, FtStr system_prompt)
 	if (UsesTools(example) || last < 0)
 		return false;
 	FtBufInit(&text);
+	/* allocated now: an empty system prompt would otherwise be appended to a NULL buffer */
+	FtBufGrow(&text, 0);
 	if (prompt.p)
 	{
 		FtBufAppend(&text, prompt.p, prompt.len);

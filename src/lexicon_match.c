@@ -194,6 +194,46 @@ LowerNonLatin(uint32_t cp)
 }
 
 /*
+ * Fold one non-ASCII character (or invalid byte) at s: returns the bytes consumed and sets
+ * *action; for FT_FOLD_EMIT the folded form (at most 4 bytes) is written to out and its length
+ * to *olen. Shared by FtFold and the scorer's fused pass so both fold identically.
+ */
+size_t
+FtFoldWide(const unsigned char *s, size_t len, char *out, size_t *olen, int *action)
+{
+	uint32_t	cp;
+	size_t		n = DecodeUtf8(s, len, &cp);
+	const char *repl = (n > 1) ? FoldLookup(cp) : NULL;
+
+	if (repl != NULL && repl[0] == ' ')
+	{
+		*action = FT_FOLD_SPACE;
+		return n;
+	}
+	if (repl != NULL && repl[0] == '\0')
+	{
+		*action = FT_FOLD_DROP;
+		return n;
+	}
+	*action = FT_FOLD_EMIT;
+	if (repl != NULL)
+	{
+		size_t		rl = strlen(repl);
+
+		memcpy(out, repl, rl);
+		*olen = rl;
+	}
+	else if (n > 1 && LowerNonLatin(cp) != cp)
+		*olen = EncodeUtf8(LowerNonLatin(cp), out);
+	else
+	{
+		memcpy(out, s, n);
+		*olen = n;
+	}
+	return n;
+}
+
+/*
  * Fold text for matching: ASCII lower case, Latin accents stripped (é→e, ß→ss, Æ→ae),
  * typographic quotes and dashes made ASCII, whitespace runs collapsed to one space and trimmed.
  * out needs len + 1 bytes (folding never grows text); returns the folded length.
@@ -209,9 +249,9 @@ FtFold(const char *in, size_t len, char *out)
 	while (i < len)
 	{
 		unsigned char c = s[i];
-		uint32_t	cp;
-		size_t		n;
-		const char *repl;
+		char		wide[4];
+		size_t		olen;
+		int			action;
 
 		if (c < 0x80)
 		{
@@ -227,36 +267,16 @@ FtFold(const char *in, size_t len, char *out)
 			i++;
 			continue;
 		}
-		n = DecodeUtf8(s + i, len - i, &cp);
-		repl = (n > 1) ? FoldLookup(cp) : NULL;
-		if (repl != NULL && repl[0] == ' ')
-		{
+		i += FtFoldWide(s + i, len - i, wide, &olen, &action);
+		if (action == FT_FOLD_SPACE)
 			pending_space = o > 0;
-			i += n;
-			continue;
-		}
-		if (repl != NULL && repl[0] == '\0')
+		else if (action == FT_FOLD_EMIT)
 		{
-			i += n;
-			continue;
+			if (pending_space)
+				out[o++] = ' ', pending_space = false;
+			memcpy(out + o, wide, olen);
+			o += olen;
 		}
-		if (pending_space)
-			out[o++] = ' ', pending_space = false;
-		if (repl != NULL)
-		{
-			size_t		rl = strlen(repl);
-
-			memcpy(out + o, repl, rl);
-			o += rl;
-		}
-		else if (n > 1 && LowerNonLatin(cp) != cp)
-			o += EncodeUtf8(LowerNonLatin(cp), out + o);
-		else
-		{
-			memcpy(out + o, s + i, n);
-			o += n;
-		}
-		i += n;
 	}
 	out[o] = '\0';
 	return o;
@@ -671,6 +691,159 @@ FtNextWord(const char *text, size_t len, size_t *pos, size_t *start, size_t *wle
 	*wlen = i - *start;
 	*pos = i;
 	return true;
+}
+
+/* Specialised copies of a hot loop are only made when the compiler is told to inline */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+#define FNV_BASIS 14695981039346656037ULL
+#define FNV_PRIME 1099511628211ULL
+
+/* Finish a word of folded text: keep the hash of words of at least four bytes */
+static inline size_t
+KeepWord(uint64_t *hashes, size_t nh, size_t wlen, uint64_t h)
+{
+	if (wlen >= 4)
+		hashes[nh++] = h < 2 ? h + 2 : h;
+	return nh;
+}
+
+/* Feed one byte to the automaton and report the phrases that end with it */
+static ALWAYS_INLINE int32_t
+StepAutomaton(const FtLexicon *lex, int32_t row, unsigned char c, const char *folded, size_t len,
+			  size_t end, FtMatchFn fn, void *arg)
+{
+	int32_t		d = lex->delta[row + lex->classes[c]];
+
+	row = d & STATE_MASK;
+	if (d & OUTPUT_BIT)
+	{
+		int			state = row / lex->nclasses;
+		int			out = lex->first[state] >= 0 ? state : lex->dict[state];
+
+		for (; out >= 0; out = lex->dict[out])
+			ReportState(lex, out, folded, len, end, fn, arg);
+	}
+	return row;
+}
+
+/*
+ * One pass of FtLexiconScan and FtNextWord together; the flags are constants at each call so
+ * the compiler drops the unused half.
+ */
+static ALWAYS_INLINE size_t
+ScanWords(const FtLexicon *lex, bool automaton, bool words, const char *folded, size_t len,
+		  FtMatchFn fn, void *arg, uint64_t *hashes)
+{
+	const unsigned char *s = (const unsigned char *) folded;
+	int32_t		row = 0;
+	size_t		nh = 0,
+				wstart = 0,
+				i = 0;
+	bool		in_word = false;
+	uint64_t	h = 0;
+
+	while (i < len)
+	{
+		unsigned char c = s[i];
+		uint32_t	cp;
+		size_t		n;
+
+		if (c < 0x80)
+		{
+			if (words)
+			{
+				if (AsciiWord[c])
+				{
+					if (!in_word)
+						in_word = true, wstart = i, h = FNV_BASIS;
+					h = (h ^ c) * FNV_PRIME;
+				}
+				else if (in_word)
+				{
+					in_word = false;
+					nh = KeepWord(hashes, nh, i - wstart, h);
+				}
+			}
+			if (automaton)
+				row = StepAutomaton(lex, row, c, folded, len, i + 1, fn, arg);
+			i++;
+			continue;
+		}
+		n = DecodeUtf8(s + i, len - i, &cp);
+		if (words)
+		{
+			bool		word = IsWordCodepoint(cp);
+
+			if (word && !IsIdeograph(cp))
+			{
+				if (!in_word)
+					in_word = true, wstart = i, h = FNV_BASIS;
+				for (size_t k = 0; k < n; k++)
+					h = (h ^ s[i + k]) * FNV_PRIME;
+			}
+			else
+			{
+				if (in_word)
+				{
+					in_word = false;
+					nh = KeepWord(hashes, nh, i - wstart, h);
+				}
+				if (word)
+				{
+					/* an ideograph is a word of its own */
+					uint64_t	ih = FNV_BASIS;
+
+					for (size_t k = 0; k < n; k++)
+						ih = (ih ^ s[i + k]) * FNV_PRIME;
+					nh = KeepWord(hashes, nh, n, ih);
+				}
+			}
+		}
+		if (automaton)
+			for (size_t k = 0; k < n; k++)
+				row = StepAutomaton(lex, row, s[i + k], folded, len, i + k + 1, fn, arg);
+		i += n;
+	}
+	if (words && in_word)
+		nh = KeepWord(hashes, nh, len - wstart, h);
+	return nh;
+}
+
+/*
+ * FtLexiconScan and the words of FtNextWord in one pass over folded text: calls fn for every
+ * phrase (lex may be NULL to skip matching) and, when hashes is not NULL, stores there the
+ * FtWordHash of every word of at least four bytes, in order (room for len / 4 + 1 is enough).
+ * Returns the number of hashes stored.
+ */
+size_t
+FtLexiconScanWords(const FtLexicon *lex, const char *folded, size_t len, FtMatchFn fn, void *arg,
+				   uint64_t *hashes)
+{
+	bool		automaton = lex != NULL && lex->compiled && lex->npatterns > 0;
+
+	if (automaton && hashes != NULL)
+		return ScanWords(lex, true, true, folded, len, fn, arg, hashes);
+	if (automaton)
+		return ScanWords(lex, true, false, folded, len, fn, arg, NULL);
+	if (hashes != NULL)
+		return ScanWords(NULL, false, true, folded, len, NULL, NULL, hashes);
+	return 0;
+}
+
+/* FNV-1a hash of a word, never 0 or 1 (so sets can use those as marks) */
+uint64_t
+FtWordHash(const char *w, size_t len)
+{
+	uint64_t	h = FNV_BASIS;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char) w[i]) * FNV_PRIME;
+	return h < 2 ? h + 2 : h;
 }
 
 /* Number of UTF-8 characters in text (invalid bytes count one each) */

@@ -28,6 +28,8 @@ typedef struct FtHttpCall
 		char		value[256];
 	}			form[4];			/* text fields sent before the file */
 	bool		fresh_connection;	/* never reuse a connection (job creation) */
+	long long	upload_offset;	/* with upload_length > 0: send only this byte range of the file */
+	long long	upload_length;
 } FtHttpCall;
 
 /* Where and how to reach a provider */
@@ -125,6 +127,18 @@ typedef struct FtProviderAdapter
 	bool		(*uploaded_ref) (const FtProviderConfig *cfg, const char *our_id, const char *name, char *id, size_t idlen);
 	/* A call to start a job the provider holds ready (Mistral without auto_start); false when none is due */
 	bool		(*start) (const FtProviderConfig *cfg, const FtProviderJob *job, FtHttpCall *call);
+
+	/*
+	 * Files over the single-request limit go up in parts (OpenAI's Uploads API): begin, parts
+	 * in order, complete. NULL when the provider has no such API. parse_upload reads the id of
+	 * an upload or a part, and the file id once an upload is complete.
+	 */
+	void		(*upload_begin) (const FtProviderConfig *cfg, const char *name, long long bytes, FtHttpCall *call);
+	void		(*upload_part) (const FtProviderConfig *cfg, const char *upload_id, const char *path,
+								long long offset, long long length, FtHttpCall *call);
+	void		(*upload_complete) (const FtProviderConfig *cfg, const char *upload_id, const char *part_ids_json,
+									FtHttpCall *call);
+	bool		(*parse_upload) (const char *body, char *id, size_t idlen, char *file_id, size_t filelen);
 } FtProviderAdapter;
 
 extern const FtProviderAdapter *ft_provider_adapter(const char *kind);

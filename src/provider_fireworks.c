@@ -33,15 +33,18 @@ FireworksStatus(const char *raw)
 	return "";
 }
 
-/* URL under the account: base + /accounts/{account_id} + the formatted rest */
+/*
+ * URL under the account: base + /accounts/{account_id} + the formatted rest. The account id is
+ * an argument, never part of a format: a "%" in the setting must not be read as a conversion.
+ */
 static void
 AccountUrl(const FtProviderConfig *cfg, FtHttpCall *call, const char *fmt, const char *a)
 {
 	json_t	   *settings = ft_settings(cfg);
-	char		path[1024];
+	char		rest[1024];
 
-	snprintf(path, sizeof(path), "/accounts/%s%s", ft_setting(settings, "account_id", "-"), fmt);
-	ft_call_url(cfg, call, path, a, NULL);
+	snprintf(rest, sizeof(rest), fmt, a ? a : "");
+	ft_call_url(cfg, call, "/accounts/%s%s", ft_setting(settings, "account_id", "-"), rest);
 	json_decref(settings);
 }
 

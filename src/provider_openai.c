@@ -420,6 +420,61 @@ OpenAIFileContent(const FtProviderConfig *cfg, const char *file_id, FtHttpCall *
 	BuildUrl(cfg, call, "/files/%s/content", file_id, NULL);
 }
 
+/* POST /uploads: announce a large file */
+static void
+OpenAIUploadBegin(const FtProviderConfig *cfg, const char *name, long long bytes, FtHttpCall *call)
+{
+	json_t	   *body = json_pack("{sssssIss}", "filename", name, "purpose", "fine-tune", "bytes", (json_int_t) bytes,
+								 "mime_type", "application/jsonl");
+
+	ft_call_init(call, "POST");
+	ft_call_url(cfg, call, "/uploads", NULL, NULL);
+	call->body = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+}
+
+/* POST /uploads/{id}/parts: one byte range of the file as the multipart field "data" */
+static void
+OpenAIUploadPart(const FtProviderConfig *cfg, const char *upload_id, const char *path, long long offset,
+				 long long length, FtHttpCall *call)
+{
+	ft_call_init(call, "POST");
+	ft_call_url(cfg, call, "/uploads/%s/parts", upload_id, NULL);
+	call->upload_path = path;
+	call->upload_offset = offset;
+	call->upload_length = length;
+	snprintf(call->upload_name, sizeof(call->upload_name), "part");
+	snprintf(call->upload_field, sizeof(call->upload_field), "data");
+	call->nform = 0;
+}
+
+/* POST /uploads/{id}/complete with the part ids in order */
+static void
+OpenAIUploadComplete(const FtProviderConfig *cfg, const char *upload_id, const char *part_ids_json, FtHttpCall *call)
+{
+	ft_call_init(call, "POST");
+	ft_call_url(cfg, call, "/uploads/%s/complete", upload_id, NULL);
+	call->body = malloc(strlen(part_ids_json) + 16);
+	if (call->body)
+		sprintf(call->body, "{\"part_ids\":%s}", part_ids_json);
+}
+
+/* The id of an upload or part; once completed, also the id of the file it became */
+static bool
+OpenAIParseUpload(const char *body, char *id, size_t idlen, char *file_id, size_t filelen)
+{
+	json_t	   *root = json_loads(body, 0, NULL);
+	json_t	   *file = json_object_get(root, "file");
+
+	id[0] = file_id[0] = '\0';
+	if (json_is_object(root))
+		ft_json_copy(root, "id", id, idlen);
+	if (json_is_object(file))
+		ft_json_copy(file, "id", file_id, filelen);
+	json_decref(root);
+	return id[0] != '\0';
+}
+
 /* {"error": {"message", "type", "param", "code"}}; code falls back to type */
 static void
 OpenAIParseError(const char *body, char *code, size_t codelen, char *message, size_t msglen)
@@ -456,6 +511,10 @@ const FtProviderAdapter ft_openai_adapter = {
 	.file_content = OpenAIFileContent,
 	.parse_error = OpenAIParseError,
 	.supports_dpo = true,
+	.upload_begin = OpenAIUploadBegin,
+	.upload_part = OpenAIUploadPart,
+	.upload_complete = OpenAIUploadComplete,
+	.parse_upload = OpenAIParseUpload,
 };
 
 /* The adapter of a provider kind; NULL when pg_finetune does not speak it yet */

@@ -80,7 +80,8 @@ ReplicateCreate(const FtProviderConfig *cfg, const FtJobSpec *spec, FtHttpCall *
 	ft_call_init(call, "POST");
 	snprintf(path, sizeof(path), "/models/%s/%s/versions/%s/trainings", ft_setting(settings, "trainer_owner", "-"),
 			 ft_setting(settings, "trainer_name", "-"), ft_setting(settings, "trainer_version", "-"));
-	ft_call_url(cfg, call, path, NULL, NULL);
+	/* the path holds settings, so it is an argument, never a format ("%" in a setting) */
+	ft_call_url(cfg, call, "%s", path, NULL);
 	call->fresh_connection = true;
 	json_object_set_new(input, ft_setting(settings, "input_file_field", "train_data"), json_string(spec->training_file));
 	if (spec->validation_file && validation_field)
@@ -226,7 +227,8 @@ ReplicateParseEvents(const char *body, FtProviderEvent **events, bool *has_more)
 		double		step = NumberAfter(p, len, "step");
 		double		loss = NumberAfter(p, len, "loss");
 
-		if (!isnan(step) && !isnan(loss))
+		/* the step must fit a long long: converting "step 1e300" would be undefined */
+		if (step >= -9223372036854775808.0 && step < 9223372036854775808.0 && !isnan(loss))
 		{
 			FtProviderEvent *e;
 			char		data[128];

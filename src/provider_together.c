@@ -7,6 +7,7 @@
 #include "ft_jansson.h"
 #include "provider.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,11 +147,14 @@ ReadJob(json_t *obj, FtProviderJob *job)
 	snprintf(job->status, sizeof(job->status), "%s", TogetherStatus(job->raw_status));
 	ft_json_copy(obj, "model_output_name", job->fine_tuned_model, sizeof(job->fine_tuned_model));
 	ft_json_copy(obj, "training_file", job->training_file, sizeof(job->training_file));
-	/* Together bills the dataset's tokens once per epoch */
-	job->trained_tokens = tokens > 0 ? tokens * (epochs > 0 ? epochs : 1) : -1;
+	/* Together bills the dataset's tokens once per epoch; a product that overflows is unknown */
+	if (epochs < 1)
+		epochs = 1;
+	job->trained_tokens = tokens > 0 && tokens <= LLONG_MAX / epochs ? tokens * epochs : -1;
 	job->estimated_finish = -1;
 	if (json_is_true(json_object_get(progress, "estimate_available")) &&
-		ft_json_integer(progress, "seconds_remaining") >= 0)
+		ft_json_integer(progress, "seconds_remaining") >= 0 &&
+		ft_json_integer(progress, "seconds_remaining") <= LLONG_MAX - (long long) time(NULL))
 		job->estimated_finish = (long long) time(NULL) + ft_json_integer(progress, "seconds_remaining");
 	job->finished_at = -1;
 	if (strcmp(job->status, "succeeded") == 0 || strcmp(job->status, "failed") == 0 || strcmp(job->status, "cancelled") == 0)

@@ -122,6 +122,13 @@ SplitLine(const char *line, size_t len, const char **cells, size_t *lens, int ma
 	return n;
 }
 
+/* A step cell that fits a long long (NaN, infinities and 1e300 do not: converting them is undefined) */
+static bool
+StepFits(double step)
+{
+	return step >= -9223372036854775808.0 && step < 9223372036854775808.0;
+}
+
 /* Calls row() for every data row; returns the number of rows, or -1 without a step column */
 int
 ft_parse_results_csv(const char *text, size_t len, void (*row) (void *arg, const FtMetricsRow *r), void *arg)
@@ -160,7 +167,7 @@ ft_parse_results_csv(const char *text, size_t len, void (*row) (void *arg, const
 				v[i] = NAN;
 			for (int i = 0; i < n && i < ncols; i++)
 				v[map[i]] = Cell(cells[i], lens[i]);
-			if (!isnan(v[COL_STEP]))
+			if (StepFits(v[COL_STEP]))
 			{
 				r.step = (long long) v[COL_STEP];
 				r.train_loss = v[COL_TRAIN_LOSS];

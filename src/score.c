@@ -33,8 +33,11 @@ struct FtScoreScratch
 {
 	char	   *buf;			/* folded response, then folded context turns */
 	size_t		cap;
+	uint64_t   *words;			/* hashes of the context words, then of the response words */
+	size_t		wordcap;
 	uint64_t   *set;			/* open-addressing set of context word hashes; 0 empty, 1 deleted */
 	size_t		setcap;
+	size_t		setmask;		/* slots in use by the current conversation, minus one */
 };
 
 typedef struct MatchTally
@@ -43,6 +46,36 @@ typedef struct MatchTally
 	int			hits[FT_KIND_COUNT];
 	double		weight[FT_KIND_COUNT];
 } MatchTally;
+
+/* How the fused folding pass treats an ASCII byte */
+enum
+{
+	ASCII_PLAIN,				/* copied as it is */
+	ASCII_SPACE,				/* whitespace, collapsed */
+	ASCII_UPPER,				/* lower-cased */
+	ASCII_PII					/* digit or '@': copied, and the personal-data check looks there */
+};
+
+static const unsigned char AsciiKind[128] = {
+	[' '] = ASCII_SPACE,['\t'] = ASCII_SPACE,['\n'] = ASCII_SPACE,['\v'] = ASCII_SPACE,
+	['\f'] = ASCII_SPACE,['\r'] = ASCII_SPACE,
+	['0'] = ASCII_PII,['1'] = ASCII_PII,['2'] = ASCII_PII,['3'] = ASCII_PII,['4'] = ASCII_PII,
+	['5'] = ASCII_PII,['6'] = ASCII_PII,['7'] = ASCII_PII,['8'] = ASCII_PII,['9'] = ASCII_PII,
+	['@'] = ASCII_PII,
+	['A'] = ASCII_UPPER,['B'] = ASCII_UPPER,['C'] = ASCII_UPPER,['D'] = ASCII_UPPER,['E'] = ASCII_UPPER,
+	['F'] = ASCII_UPPER,['G'] = ASCII_UPPER,['H'] = ASCII_UPPER,['I'] = ASCII_UPPER,['J'] = ASCII_UPPER,
+	['K'] = ASCII_UPPER,['L'] = ASCII_UPPER,['M'] = ASCII_UPPER,['N'] = ASCII_UPPER,['O'] = ASCII_UPPER,
+	['P'] = ASCII_UPPER,['Q'] = ASCII_UPPER,['R'] = ASCII_UPPER,['S'] = ASCII_UPPER,['T'] = ASCII_UPPER,
+	['U'] = ASCII_UPPER,['V'] = ASCII_UPPER,['W'] = ASCII_UPPER,['X'] = ASCII_UPPER,['Y'] = ASCII_UPPER,
+	['Z'] = ASCII_UPPER,
+};
+
+/* Whitespace trimmed from a response before its length is counted */
+static inline bool
+IsSpaceByte(unsigned char c)
+{
+	return c < 0x80 && AsciiKind[c] == ASCII_SPACE;
+}
 
 /* Default band 50-200 characters, too short under 20, and the default weights */
 void
@@ -70,6 +103,7 @@ FtScratchFree(FtScoreScratch *scratch)
 	if (scratch == NULL)
 		return;
 	free(scratch->buf);
+	free(scratch->words);
 	free(scratch->set);
 	free(scratch);
 }
@@ -117,17 +151,6 @@ Tally(void *arg, int pattern, size_t start, size_t end)
 	t->weight[kind] += FtLexiconWeight(t->lex, pattern);
 }
 
-/* FNV-1a: cheap 64-bit hash of a word, never 0 or 1 (the set's empty and deleted marks) */
-static inline uint64_t
-WordHash(const char *w, size_t len)
-{
-	uint64_t	h = 14695981039346656037ULL;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char) w[i]) * 1099511628211ULL;
-	return h < 2 ? h + 2 : h;
-}
-
 #define STOP_SLOTS 256
 
 static uint64_t StopSet[STOP_SLOTS];
@@ -139,7 +162,7 @@ InitStopSet(void)
 {
 	for (const char *const *w = StopWords; *w; w++)
 	{
-		uint64_t	h = WordHash(*w, strlen(*w));
+		uint64_t	h = FtWordHash(*w, strlen(*w));
 		size_t		i = h & (STOP_SLOTS - 1);
 
 		while (StopSet[i] != 0 && StopSet[i] != h)
@@ -149,12 +172,13 @@ InitStopSet(void)
 	StopSetReady = true;
 }
 
-/* Is a folded word (of length len and hash h) long and meaningful enough to show a shared topic? */
+/*
+ * Is a folded word of at least four bytes (FtLexiconScanWords keeps no shorter ones), known by
+ * its hash, meaningful enough to show a shared topic?
+ */
 static inline bool
-IsContentWord(size_t len, uint64_t h)
+IsContentWord(uint64_t h)
 {
-	if (len < 4)
-		return false;
 	for (size_t i = h & (STOP_SLOTS - 1); StopSet[i] != 0; i = (i + 1) & (STOP_SLOTS - 1))
 		if (StopSet[i] == h)
 			return false;
@@ -165,7 +189,7 @@ IsContentWord(size_t len, uint64_t h)
 static void
 SetInsert(FtScoreScratch *scratch, uint64_t h)
 {
-	size_t		mask = scratch->setcap - 1;
+	size_t		mask = scratch->setmask;
 
 	for (size_t i = h & mask;; i = (i + 1) & mask)
 	{
@@ -183,7 +207,7 @@ SetInsert(FtScoreScratch *scratch, uint64_t h)
 static bool
 SetTake(FtScoreScratch *scratch, uint64_t h)
 {
-	size_t		mask = scratch->setcap - 1;
+	size_t		mask = scratch->setmask;
 
 	for (size_t i = h & mask;; i = (i + 1) & mask)
 	{
@@ -197,11 +221,14 @@ SetTake(FtScoreScratch *scratch, uint64_t h)
 	}
 }
 
-/* Size the word set for up to nwords entries and empty it */
+/*
+ * Size the word set for up to nwords entries and empty it; only the slots this conversation
+ * needs are cleared, however large the set grew for an earlier one
+ */
 static int
 SetReset(FtScoreScratch *scratch, size_t nwords)
 {
-	size_t		cap = 64;
+	size_t		cap = 16;
 
 	while (cap < nwords * 2 + 2)
 		cap *= 2;
@@ -214,73 +241,29 @@ SetReset(FtScoreScratch *scratch, size_t nwords)
 		scratch->set = grown;
 		scratch->setcap = cap;
 	}
-	else
-		cap = scratch->setcap;
+	scratch->setmask = cap - 1;
 	memset(scratch->set, 0, cap * sizeof(uint64_t));
 	return 0;
 }
 
-/*
- * Content words of the response that also occur in user turns before it. ctx is scratch space
- * after the folded response.
- */
+/* Grow the word hash array to hold need hashes */
 static int
-CountOverlap(FtScoreScratch *scratch, const FtTurn *turns, int response, size_t resp_len, int *overlap)
+ReserveWords(FtScoreScratch *scratch, size_t need)
 {
-	size_t		total = 0,
-				pos = 0,
-				ws,
-				wl;
-	char	   *ctx;
-	size_t		clen = 0;
+	uint64_t   *grown;
+	size_t		cap;
 
-	*overlap = 0;
-	for (int i = 0; i < response; i++)
-		if (turns[i].role == FT_ROLE_USER)
-			total += turns[i].len + 1;
-	if (total == 0)
+	if (need <= scratch->wordcap)
 		return 0;
-	if (Reserve(scratch, resp_len + 1 + total + 1) < 0 || SetReset(scratch, total / 4 + 1) < 0)
+	cap = scratch->wordcap ? scratch->wordcap : 256;
+	while (cap < need)
+		cap *= 2;
+	grown = realloc(scratch->words, cap * sizeof(uint64_t));
+	if (grown == NULL)
 		return -1;
-	ctx = scratch->buf + resp_len + 1;
-	for (int i = 0; i < response; i++)
-		if (turns[i].role == FT_ROLE_USER)
-		{
-			clen += FtFold(turns[i].text, turns[i].len, ctx + clen);
-			ctx[clen++] = ' ';
-		}
-	if (!StopSetReady)
-		InitStopSet();
-	while (FtNextWord(ctx, clen, &pos, &ws, &wl))
-	{
-		uint64_t	h = wl >= 4 ? WordHash(ctx + ws, wl) : 0;
-
-		if (IsContentWord(wl, h))
-			SetInsert(scratch, h);
-	}
-	pos = 0;
-	while (FtNextWord(scratch->buf, resp_len, &pos, &ws, &wl))
-	{
-		uint64_t	h = wl >= 4 ? WordHash(scratch->buf + ws, wl) : 0;
-
-		if (IsContentWord(wl, h) && SetTake(scratch, h))
-			(*overlap)++;
-	}
+	scratch->words = grown;
+	scratch->wordcap = cap;
 	return 0;
-}
-
-/* Length in characters with outer whitespace trimmed */
-static int
-TrimmedLength(const char *text, size_t len)
-{
-	size_t		a = 0,
-				b = len;
-
-	while (a < b && (text[a] == ' ' || (text[a] >= '\t' && text[a] <= '\r')))
-		a++;
-	while (b > a && (text[b - 1] == ' ' || (text[b - 1] >= '\t' && text[b - 1] <= '\r')))
-		b--;
-	return (int) FtCharCount(text + a, b - a);
 }
 
 /* 1 inside the band, falling linearly to 0 at length 0 below it and at twice the maximum above it */
@@ -315,56 +298,6 @@ Combine(const FtScoreResult *r, const double *w)
 	return score > 1.0 ? 1.0 : score;
 }
 
-/*
- * Score a conversation. duplicate says whether the caller found the same content elsewhere.
- * Returns 0, or -1 when out of memory.
- */
-int
-FtScoreConversation(const FtLexicon *lex, const FtTurn *turns, int nturns, const FtScoreConfig *config,
-					bool duplicate, FtScoreScratch *scratch, FtScoreResult *r)
-{
-	int			response = -1;
-	size_t		flen = 0;
-	MatchTally	tally;
-
-	memset(r, 0, sizeof(*r));
-	memset(&tally, 0, sizeof(tally));
-	tally.lex = lex;
-	for (int i = nturns - 1; i >= 0 && response < 0; i--)
-		if (turns[i].role == FT_ROLE_ASSISTANT)
-			response = i;
-	if (response >= 0)
-	{
-		const FtTurn *t = &turns[response];
-
-		if (Reserve(scratch, t->len + 1) < 0)
-			return -1;
-		r->length = TrimmedLength(t->text, t->len);
-		flen = FtFold(t->text, t->len, scratch->buf);
-		if (lex != NULL)
-			FtLexiconScan(lex, scratch->buf, flen, Tally, &tally);
-		r->question = memchr(scratch->buf, '?', flen) != NULL || tally.hits[FT_KIND_QUESTION] > 0;
-		if (CountOverlap(scratch, turns, response, flen, &r->overlap) < 0)
-			return -1;
-	}
-	for (int i = 0; i < nturns; i++)
-		if (turns[i].role != FT_ROLE_SYSTEM && FtLooksLikePii(turns[i].text, turns[i].len))
-			r->pii = true;
-	r->in_band = r->length >= config->band_min && r->length <= config->band_max;
-	r->length_score = LengthScore(r->length, config);
-	r->too_short = r->length < config->too_short;
-	r->empathy_hits = tally.hits[FT_KIND_EMPATHY];
-	r->empathy = tally.weight[FT_KIND_EMPATHY] > 1.0 ? 1.0 : (tally.weight[FT_KIND_EMPATHY] < 0 ? 0 : tally.weight[FT_KIND_EMPATHY]);
-	r->generic_hits = tally.hits[FT_KIND_GENERIC];
-	r->generic = tally.weight[FT_KIND_GENERIC] > 1.0 ? 1.0 : (tally.weight[FT_KIND_GENERIC] < 0 ? 0 : tally.weight[FT_KIND_GENERIC]);
-	r->greeting_hits = tally.hits[FT_KIND_GREETING];
-	r->context_markers = tally.hits[FT_KIND_CONTEXT];
-	r->context = r->context_markers > 0 || r->overlap >= 2;
-	r->duplicate = duplicate;
-	r->score = Combine(r, config->weights);
-	return 0;
-}
-
 /* An e-mail address at the '@' at position at: word characters before, a dotted domain after */
 static bool
 EmailAt(const char *s, size_t len, size_t at)
@@ -386,41 +319,255 @@ EmailAt(const char *s, size_t len, size_t at)
 }
 
 /*
+ * One step of the personal-data check at position i, which holds a digit or '@': an e-mail
+ * address there, or a run of 9 to 19 digits starting there with at most two spaces, dashes,
+ * dots or parentheses between digits. *next is where the check goes on.
+ */
+static bool
+PiiAt(const unsigned char *s, size_t len, size_t i, size_t *next)
+{
+	int			digits = 0,
+				seps = 0;
+	size_t		j = i;
+
+	if (s[i] == '@')
+	{
+		*next = i + 1;
+		return EmailAt((const char *) s, len, i);
+	}
+	for (; j < len; j++)
+	{
+		if (s[j] >= '0' && s[j] <= '9')
+			digits++, seps = 0;
+		else if (seps < 2 && (s[j] == ' ' || s[j] == '-' || s[j] == '.' || s[j] == '(' || s[j] == ')'))
+			seps++;
+		else
+			break;
+	}
+	*next = j;
+	return digits >= 9 && digits <= 19;
+}
+
+/*
  * A tiny personal-data check for the score: an e-mail address, or a run of 9 to 19 digits with
  * at most two spaces, dashes, dots or parentheses between digits (phone, card or account numbers).
  * The redactor (ft_redact) is the thorough detector; this only has to notice what is left.
  */
 bool
-FtLooksLikePii(const char *s, size_t len)
+FtLooksLikePii(const char *text, size_t len)
 {
+	const unsigned char *s = (const unsigned char *) text;
 	size_t		i = 0;
 
 	while (i < len)
 	{
-		int			digits = 0;
-		size_t		j = i;
-		int			seps = 0;
-
 		/* most bytes are neither digits nor '@' */
-		if (!(s[i] >= '0' && s[i] <= '9'))
+		if (s[i] >= 0x80 || AsciiKind[s[i]] != ASCII_PII)
 		{
-			if (s[i] == '@' && EmailAt(s, len, i))
-				return true;
 			i++;
 			continue;
 		}
-		for (; j < len; j++)
-		{
-			if (s[j] >= '0' && s[j] <= '9')
-				digits++, seps = 0;
-			else if (seps < 2 && (s[j] == ' ' || s[j] == '-' || s[j] == '.' || s[j] == '(' || s[j] == ')'))
-				seps++;
-			else
-				break;
-		}
-		if (digits >= 9 && digits <= 19)
+		if (PiiAt(s, len, i, &i))
 			return true;
-		i = j > i ? j : i + 1;
 	}
 	return false;
+}
+
+#define BYTES(b) (0x0101010101010101ULL * (b))
+
+/*
+ * Can eight bytes be folded by lower-casing them all at once? Only when they are ASCII without
+ * control characters, digits or '@', and every space stands alone and not last (so no run is
+ * collapsed and no space can turn out trailing). Sets *folded to the lower-cased bytes.
+ */
+static inline bool
+PlainBlock(const unsigned char *p, uint64_t *folded)
+{
+	uint64_t	x,
+				t,
+				space,
+				upper;
+
+	memcpy(&x, p, 8);
+	if (x & BYTES(0x80))
+		return false;
+	/* any byte below 0x20 (controls), or between '/' and ':' (digits), or equal to '@' */
+	if (((x - BYTES(0x20)) & ~x & BYTES(0x80)) ||
+		((BYTES(127 + 0x3A) - x) & ~x & (x + BYTES(127 - 0x2F)) & BYTES(0x80)) ||
+		(((x ^ BYTES(0x40)) - BYTES(0x01)) & ~(x ^ BYTES(0x40)) & BYTES(0x80)))
+		return false;
+	/* exact per-byte mask of the spaces (no carries: every byte is below 0x80) */
+	t = x ^ BYTES(0x20);
+	space = ~(((t & BYTES(0x7F)) + BYTES(0x7F)) | t) & BYTES(0x80);
+	if ((space & (space << 8)) || (space & 0x8000000000000000ULL))
+		return false;
+	upper = (x + BYTES(0x80 - 'A')) & ~(x + BYTES(0x80 - 'Z' - 1)) & BYTES(0x80);
+	*folded = x | (upper >> 2);
+	return true;
+}
+
+/*
+ * Fold text exactly like FtFold and, in the same pass, measure its length in characters with
+ * outer whitespace trimmed (when length is not NULL) and look for personal data like
+ * FtLooksLikePii (unless *pii is already set). out needs len + 1 bytes.
+ */
+static size_t
+FoldAndMeasure(const char *in, size_t len, char *out, int *length, bool *pii)
+{
+	const unsigned char *s = (const unsigned char *) in;
+	size_t		i = 0,
+				o = 0,
+				a = 0,
+				b = len,
+				cont = 0,		/* UTF-8 continuation bytes: len minus them is the characters */
+				pii_next = *pii ? len : 0;	/* where the personal-data check resumes */
+	bool		pending_space = false;
+
+	while (i < len)
+	{
+		unsigned char c = s[i];
+		char		wide[4];
+		size_t		n,
+					olen;
+		int			action;
+		uint64_t	block;
+
+		/* eight plain ASCII bytes at once when nothing in them needs the careful path */
+		if (!pending_space && i + 8 <= len && o > 0 && PlainBlock(s + i, &block))
+		{
+			memcpy(out + o, &block, 8);
+			o += 8;
+			i += 8;
+			continue;
+		}
+		if (c < 0x80)
+		{
+			unsigned char kind = AsciiKind[c];
+
+			if (kind == ASCII_SPACE)
+			{
+				pending_space = o > 0;
+				i++;
+				continue;
+			}
+			/* digits and '@' are rare: the check runs only there, as FtLooksLikePii would */
+			if (kind == ASCII_PII && i >= pii_next && PiiAt(s, len, i, &pii_next))
+			{
+				*pii = true;
+				pii_next = len;
+			}
+			if (pending_space)
+				out[o++] = ' ', pending_space = false;
+			out[o++] = (char) (kind == ASCII_UPPER ? c + 32 : c);
+			i++;
+			continue;
+		}
+		n = FtFoldWide(s + i, len - i, wide, &olen, &action);
+		cont += n > 1 ? n - 1 : (c & 0xC0) == 0x80;
+		if (action == FT_FOLD_SPACE)
+			pending_space = o > 0;
+		else if (action == FT_FOLD_EMIT)
+		{
+			if (pending_space)
+				out[o++] = ' ', pending_space = false;
+			memcpy(out + o, wide, olen);
+			o += olen;
+		}
+		i += n;
+	}
+	out[o] = '\0';
+	if (length != NULL)
+	{
+		/* trimmed whitespace is ASCII, one byte per character, and holds no continuation byte */
+		while (a < b && IsSpaceByte(s[a]))
+			a++;
+		while (b > a && IsSpaceByte(s[b - 1]))
+			b--;
+		*length = (int) (b - a - cont);
+	}
+	return o;
+}
+
+/*
+ * Score a conversation. duplicate says whether the caller found the same content elsewhere.
+ * Returns 0, or -1 when out of memory.
+ *
+ * Each text is read twice at most: once raw (folding, length and personal data together) and
+ * once folded (phrases and words together). Context words are the words of the user turns
+ * before the response; the response's content words found among them make the overlap.
+ */
+int
+FtScoreConversation(const FtLexicon *lex, const FtTurn *turns, int nturns, const FtScoreConfig *config,
+					bool duplicate, FtScoreScratch *scratch, FtScoreResult *r)
+{
+	int			response = -1;
+	size_t		context = 0;	/* bytes of user turns before the response, one more each */
+	MatchTally	tally;
+
+	memset(r, 0, sizeof(*r));
+	memset(&tally, 0, sizeof(tally));
+	tally.lex = lex;
+	for (int i = nturns - 1; i >= 0 && response < 0; i--)
+		if (turns[i].role == FT_ROLE_ASSISTANT)
+			response = i;
+	if (response >= 0)
+	{
+		const FtTurn *t = &turns[response];
+		size_t		flen,
+					clen = 0,
+					nctx = 0,
+					nresp;
+		char	   *ctx;
+
+		for (int i = 0; i < response; i++)
+			if (turns[i].role == FT_ROLE_USER)
+				context += turns[i].len + 1;
+		if (Reserve(scratch, t->len + 1 + context + 1) < 0 ||
+			ReserveWords(scratch, (t->len + context) / 4 + 2) < 0)
+			return -1;
+		flen = FoldAndMeasure(t->text, t->len, scratch->buf, &r->length, &r->pii);
+		if (context > 0)
+		{
+			ctx = scratch->buf + flen + 1;
+			for (int i = 0; i < response; i++)
+				if (turns[i].role == FT_ROLE_USER)
+				{
+					clen += FoldAndMeasure(turns[i].text, turns[i].len, ctx + clen, NULL, &r->pii);
+					ctx[clen++] = ' ';
+				}
+			if (!StopSetReady)
+				InitStopSet();
+			nctx = FtLexiconScanWords(NULL, ctx, clen, NULL, NULL, scratch->words);
+			if (SetReset(scratch, nctx) < 0)
+				return -1;
+			for (size_t w = 0; w < nctx; w++)
+				if (IsContentWord(scratch->words[w]))
+					SetInsert(scratch, scratch->words[w]);
+		}
+		nresp = FtLexiconScanWords(lex, scratch->buf, flen, Tally, &tally,
+								   context > 0 ? scratch->words + nctx : NULL);
+		for (size_t w = 0; w < nresp; w++)
+			if (IsContentWord(scratch->words[nctx + w]) && SetTake(scratch, scratch->words[nctx + w]))
+				r->overlap++;
+		r->question = memchr(scratch->buf, '?', flen) != NULL || tally.hits[FT_KIND_QUESTION] > 0;
+	}
+	/* the turns not folded above: everything after the response, and before it all but user turns */
+	for (int i = 0; i < nturns && !r->pii; i++)
+		if (turns[i].role != FT_ROLE_SYSTEM && i != response &&
+			!(context > 0 && i < response && turns[i].role == FT_ROLE_USER) &&
+			FtLooksLikePii(turns[i].text, turns[i].len))
+			r->pii = true;
+	r->in_band = r->length >= config->band_min && r->length <= config->band_max;
+	r->length_score = LengthScore(r->length, config);
+	r->too_short = r->length < config->too_short;
+	r->empathy_hits = tally.hits[FT_KIND_EMPATHY];
+	r->empathy = tally.weight[FT_KIND_EMPATHY] > 1.0 ? 1.0 : (tally.weight[FT_KIND_EMPATHY] < 0 ? 0 : tally.weight[FT_KIND_EMPATHY]);
+	r->generic_hits = tally.hits[FT_KIND_GENERIC];
+	r->generic = tally.weight[FT_KIND_GENERIC] > 1.0 ? 1.0 : (tally.weight[FT_KIND_GENERIC] < 0 ? 0 : tally.weight[FT_KIND_GENERIC]);
+	r->greeting_hits = tally.hits[FT_KIND_GREETING];
+	r->context_markers = tally.hits[FT_KIND_CONTEXT];
+	r->context = r->context_markers > 0 || r->overlap >= 2;
+	r->duplicate = duplicate;
+	r->score = Combine(r, config->weights);
+	return 0;
 }

@@ -12,6 +12,8 @@ char	   *ft_jwt_session_roles = NULL;
 int			ft_connect_timeout_ms = 10000;
 int			ft_request_timeout_ms = 120000;
 int			ft_upload_timeout_ms = 1800000;
+int			ft_max_single_upload_kb = 512 * 1024;
+int			ft_upload_part_kb = 64 * 1024;
 int			ft_max_response_kb = 16384;
 int			ft_poll_interval_s = 30;
 int			ft_poll_interval_validating_s = 5;
@@ -47,6 +49,13 @@ FtDefineSettings(void)
 	DefineCustomIntVariable("ft.upload_timeout",
 							"Time allowed for one file upload request.", NULL,
 							&ft_upload_timeout_ms, 1800000, 1000, 86400000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("ft.max_single_upload",
+							"Largest dataset file sent in one request; larger ones use the provider's multi-part upload.",
+							"OpenAI accepts 512 MB in one request and up to 8 GB in parts.",
+							&ft_max_single_upload_kb, 512 * 1024, 1, 8 * 1024 * 1024, PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("ft.upload_part_size",
+							"Size of each part of a multi-part upload.", "OpenAI allows at most 64 MB per part.",
+							&ft_upload_part_kb, 64 * 1024, 1, 64 * 1024, PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("ft.max_response_size",
 							"Largest provider response body accepted.", NULL,
 							&ft_max_response_kb, 16384, 64, 1048576, PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);

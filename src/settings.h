@@ -8,6 +8,8 @@ extern char *ft_jwt_session_roles;
 extern int	ft_connect_timeout_ms;
 extern int	ft_request_timeout_ms;
 extern int	ft_upload_timeout_ms;
+extern int	ft_max_single_upload_kb;
+extern int	ft_upload_part_kb;
 extern int	ft_max_response_kb;
 extern int	ft_poll_interval_s;
 extern int	ft_poll_interval_validating_s;

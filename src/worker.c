@@ -279,6 +279,8 @@ WorkerStartup(Oid dboid)
 	UseExtensionSchema();
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (multi = curl_multi_init()) == NULL)
 		ereport(ERROR, (errmsg("pg_finetune worker could not initialise libcurl")));
+	/* Keep a bounded pool of idle connections: by default it grows with the number of jobs */
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 32L);
 	on_proc_exit(FtWorkerShutdown, PointerGetDatum(NULL));
 	RecoverAfterRestart();
 }

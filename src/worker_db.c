@@ -11,6 +11,7 @@
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "worker_db.h"
 
@@ -35,10 +36,14 @@ LockExtension(void)
 	FtExitNotInstalled();
 }
 
+/* The context the caller worked in; a transaction's end would leave us in TopMemoryContext */
+static MemoryContext caller_context = NULL;
+
 /* Open a transaction with SPI connected and a snapshot pushed */
 void
 FtTxBegin(const char *activity)
 {
+	caller_context = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	LockExtension();
@@ -55,8 +60,18 @@ FtTxCommit(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/* Back to the caller's (per-loop) context: anything allocated next must not pile up in Top */
+	MemoryContextSwitchTo(caller_context);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Abort after an error and return to the caller's context, as FtTxCommit does */
+void
+FtTxAbort(void)
+{
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(caller_context);
 }
 
 /* Run one statement; NULL arguments are SQL NULLs. Returns the number of rows processed. */

@@ -9,6 +9,7 @@
  */
 extern void FtTxBegin(const char *activity);
 extern void FtTxCommit(void);
+extern void FtTxAbort(void);
 extern int	FtExec(const char *sql, int nargs, const char *const *args);
 extern char *FtValue(int row, int col);
 extern void FtExitNotInstalled(void) pg_attribute_noreturn();

@@ -26,13 +26,13 @@ def requests():
 
 
 def make_avatars(n, prefix):
-    """n eligible avatars of 12 examples each; returns their ids."""
+    """n eligible avatars of 20 examples each (the provider wants 10 in the training split); returns their ids."""
     sql(f"""SELECT count(*) FROM (SELECT ft_create_avatar('{prefix}' || i, provider => 'bench',
               settings => '{{"min_examples": 12, "quality_threshold": 0}}') AS a FROM generate_series(1, {n}) i) x""")
     sql(f"""INSERT INTO ft_examples (avatar_id, messages)
             SELECT a.id, jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'Question ' || i || ' about shoes?'),
                                            jsonb_build_object('role', 'assistant', 'content', 'Answer ' || i || ': yes, we have them in stock. Shall I reserve a pair?'))
-              FROM ft_avatars a, generate_series(1, 12) i WHERE a.name LIKE '{prefix}%'""")
+              FROM ft_avatars a, generate_series(1, 20) i WHERE a.name LIKE '{prefix}%'""")
     return sql(f"SELECT string_agg(id::text, ' ' ORDER BY name) FROM ft_avatars WHERE name LIKE '{prefix}%'").split()
 
 
@@ -52,12 +52,16 @@ def latency(samples):
     out = []
     for avatar in make_avatars(samples, "latency"):
         seen = sum(1 for r in requests() if r["path"] == "/v1/files")
-        t_commit = float(sql(f"SELECT extract(epoch FROM clock_timestamp()) FROM (SELECT ft_create_job('{avatar}')) j"))
+        # clock_timestamp() runs just before COMMIT, so the figure slightly overstates the latency
+        job, t_commit = sql(f"SELECT j, extract(epoch FROM clock_timestamp()) FROM ft_create_job('{avatar}') j").split("|")
         for _ in range(500):
             uploads = [r for r in requests() if r["path"] == "/v1/files"]
             if len(uploads) > seen:
-                out.append((uploads[seen]["ts"] - t_commit) * 1000)
+                out.append((uploads[seen]["ts"] - float(t_commit)) * 1000)
                 break
+            time.sleep(0.01)
+        # both files of this job must be uploaded before the next job's first upload is looked for
+        while sql(f"SELECT status IN ('pending', 'preparing', 'uploading') FROM ft_jobs WHERE id = '{job}'") == "t":
             time.sleep(0.01)
     return out
 
@@ -100,6 +104,8 @@ def main():
           f"p99 {gaps[int(len(gaps) * 0.99) - 1]:.2f} s, max {gaps[-1]:.2f} s; "
           f"{100 * within / len(gaps):.1f}% within 1.5x the interval")
     print(f"worker RSS first/last sample: {samples[0][2]} kB / {samples[-1][2]} kB")
+    print("jobs by status:", sql("SELECT string_agg(status || coalesce(' (' || error_code || ')', '') || ': ' || n, ', ') "
+                                 "FROM (SELECT status, error_code, count(*) n FROM ft_jobs GROUP BY 1, 2) s"))
 
 
 main()
