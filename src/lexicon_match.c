@@ -497,6 +497,50 @@ BuildTrie(FtLexicon *lex, int32_t **first_out)
 	return lex->nstates;
 }
 
+/*
+ * Number the states in breadth-first order (order holds every state but the root): scanning
+ * spends most of its time in the shallow states, and this keeps their rows together in cache.
+ */
+static int
+Renumber(FtLexicon *lex, const int32_t *order, int n)
+{
+	int			nc = lex->nclasses,
+				ns = lex->nstates;
+	int32_t    *id = malloc((size_t) ns * sizeof(int32_t));
+	int32_t    *delta = malloc((size_t) ns * nc * sizeof(int32_t));
+	int32_t    *first = malloc((size_t) ns * sizeof(int32_t));
+	int32_t    *dict = malloc((size_t) ns * sizeof(int32_t));
+
+	if (id == NULL || delta == NULL || first == NULL || dict == NULL || n != ns - 1)
+	{
+		free(id);
+		free(delta);
+		free(first);
+		free(dict);
+		return -1;
+	}
+	id[0] = 0;
+	for (int k = 0; k < n; k++)
+		id[order[k]] = k + 1;
+	for (int s = 0; s < ns; s++)
+	{
+		int			t = id[s];
+
+		for (int c = 0; c < nc; c++)
+			delta[(size_t) t * nc + c] = id[lex->delta[(size_t) s * nc + c]];
+		first[t] = lex->first[s];
+		dict[t] = lex->dict[s] < 0 ? -1 : id[lex->dict[s]];
+	}
+	free(id);
+	free(lex->delta);
+	free(lex->first);
+	free(lex->dict);
+	lex->delta = delta;
+	lex->first = first;
+	lex->dict = dict;
+	return 0;
+}
+
 /* Breadth-first pass: failure links folded into the transition table, and dictionary links */
 static int
 BuildLinks(FtLexicon *lex)
@@ -550,6 +594,11 @@ BuildLinks(FtLexicon *lex)
 		}
 	}
 	free(fail);
+	if (Renumber(lex, queue, tail) < 0)
+	{
+		free(queue);
+		return -1;
+	}
 	free(queue);
 	/*
 	 * Store each target as its row offset (state * nclasses), tagged when the state reports
@@ -744,7 +793,8 @@ ScanWords(const FtLexicon *lex, bool automaton, bool words, const char *folded, 
 	size_t		nh = 0,
 				wstart = 0,
 				i = 0;
-	bool		in_word = false;
+	bool		in_word = false,
+				after_letter = false;	/* the previous byte is an ASCII letter or digit */
 	uint64_t	h = 0;
 
 	while (i < len)
@@ -755,9 +805,11 @@ ScanWords(const FtLexicon *lex, bool automaton, bool words, const char *folded, 
 
 		if (c < 0x80)
 		{
+			bool		letter = AsciiWord[c];
+
 			if (words)
 			{
-				if (AsciiWord[c])
+				if (letter)
 				{
 					if (!in_word)
 						in_word = true, wstart = i, h = FNV_BASIS;
@@ -769,11 +821,19 @@ ScanWords(const FtLexicon *lex, bool automaton, bool words, const char *folded, 
 					nh = KeepWord(hashes, nh, i - wstart, h);
 				}
 			}
-			if (automaton)
+			/*
+			 * In the root state, a letter inside a word can be skipped: nothing is under way,
+			 * and a phrase starting there would start inside a word, which is never reported
+			 * (a phrase starting with a letter needs a boundary before it). Scanning then goes
+			 * on exactly as if the text began after this byte.
+			 */
+			if (automaton && !(row == 0 && letter && after_letter))
 				row = StepAutomaton(lex, row, c, folded, len, i + 1, fn, arg);
+			after_letter = letter;
 			i++;
 			continue;
 		}
+		after_letter = false;
 		n = DecodeUtf8(s + i, len - i, &cp);
 		if (words)
 		{

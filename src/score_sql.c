@@ -566,6 +566,33 @@ FindDuplicate(CallCache *cache, pg_uuid_t *avatar, bytea *hash, pg_uuid_t *self,
 	return result;
 }
 
+#define NUMERIC_CACHE_SIZE 1024
+
+/* Numerics of the small values components take, built once per backend */
+static Numeric NumericCache[2][NUMERIC_CACHE_SIZE];
+
+/*
+ * value / 10^scale as a numeric (scale 0 or 3); the common small values come from a cache, so a
+ * row's components cost no numeric arithmetic. jsonb only copies the numerics it is given.
+ */
+static Numeric
+CachedNumeric(int64 value, int scale)
+{
+	Numeric    *slot;
+
+	if (value < 0 || value >= NUMERIC_CACHE_SIZE)
+		return scale ? int64_div_fast_to_numeric(value, scale) : int64_to_numeric(value);
+	slot = &NumericCache[scale ? 1 : 0][value];
+	if (*slot == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		*slot = scale ? int64_div_fast_to_numeric(value, scale) : int64_to_numeric(value);
+		MemoryContextSwitchTo(old);
+	}
+	return *slot;
+}
+
 /* Set a key of a pair (keys are string literals, so nothing is copied) */
 static inline JsonbPair *
 Pair(JsonbPair *pairs, int *n, const char *key)
@@ -595,7 +622,7 @@ PairNumber(JsonbPair *pairs, int *n, const char *key, double value)
 	JsonbPair  *p = Pair(pairs, n, key);
 
 	p->value.type = jbvNumeric;
-	p->value.val.numeric = int64_div_fast_to_numeric((int64) (value * 1000.0 + (value >= 0 ? 0.5 : -0.5)), 3);
+	p->value.val.numeric = CachedNumeric((int64) (value * 1000.0 + (value >= 0 ? 0.5 : -0.5)), 3);
 }
 
 static inline void
@@ -604,7 +631,7 @@ PairInt(JsonbPair *pairs, int *n, const char *key, int value)
 	JsonbPair  *p = Pair(pairs, n, key);
 
 	p->value.type = jbvNumeric;
-	p->value.val.numeric = int64_to_numeric(value);
+	p->value.val.numeric = CachedNumeric(value, 0);
 }
 
 /*

@@ -61,10 +61,13 @@ static void
 ExitIfNotInstalled(void)
 {
 	bool		installed;
+	MemoryContext caller = CurrentMemoryContext;
 
 	StartTransactionCommand();
 	installed = OidIsValid(get_extension_oid("pg_finetune", true));
 	CommitTransactionCommand();
+	/* the commit leaves us in TopMemoryContext, where the loop's allocations would pile up */
+	MemoryContextSwitchTo(caller);
 	if (!installed)
 		FtExitNotInstalled();
 }
@@ -279,8 +282,11 @@ WorkerStartup(Oid dboid)
 	UseExtensionSchema();
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (multi = curl_multi_init()) == NULL)
 		ereport(ERROR, (errmsg("pg_finetune worker could not initialise libcurl")));
-	/* Keep a bounded pool of idle connections: by default it grows with the number of jobs */
-	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 32L);
+	/*
+	 * Keep a bounded pool of idle connections (by default it grows with the number of jobs),
+	 * large enough that a thousand jobs polling one provider do not reconnect for every call
+	 */
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 256L);
 	on_proc_exit(FtWorkerShutdown, PointerGetDatum(NULL));
 	RecoverAfterRestart();
 }

@@ -226,6 +226,7 @@ ListDatabases(void)
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
 	return result;
 }
 

@@ -5,9 +5,10 @@
  *
  * Input: NUL-separated parts, all optional after the first:
  *   body \0 id \0 settings_json \0 hyperparameters_json \0 base_url \0 model \0 flags
- * The body goes to every parse_* function of every adapter; the id (our job id, provider job
- * id, file id, training file reference), the settings and the hyperparameters go to every
- * request builder, so odd settings are covered too. Checks, besides the sanitizers: parsed
+ * The body goes to every parse_* function of every adapter (parse_upload too, where there is
+ * one); the id (our job id, provider job
+ * id, file id, upload id, training file reference), the settings and the hyperparameters go to
+ * every request builder (the multipart upload calls too), so odd settings are covered too. Checks, besides the sanitizers: parsed
  * fixed-size fields and built URLs are NUL-terminated inside their buffers, event and
  * checkpoint counts are sane, and every built body is valid JSON.
  *
@@ -148,6 +149,16 @@ ParseAll(const FtProviderAdapter *a, const FtProviderConfig *cfg, const char *bo
 		ft_free_checkpoints(checkpoints, n > 0 ? n : 0);
 	}
 
+	if (a->parse_upload)
+	{
+		a->parse_upload(body, file_id, sizeof(file_id), code, sizeof(code));
+		CheckTerminated(file_id, sizeof(file_id));
+		CheckTerminated(code, sizeof(code));
+		a->parse_upload(body, small_id, sizeof(small_id), tiny_code, sizeof(tiny_code));
+		CheckTerminated(small_id, sizeof(small_id));
+		CheckTerminated(tiny_code, sizeof(tiny_code));
+	}
+
 	a->parse_error(body, code, sizeof(code), message, sizeof(message));
 	CheckTerminated(code, sizeof(code));
 	CheckTerminated(message, sizeof(message));
@@ -222,6 +233,27 @@ BuildAll(const FtProviderAdapter *a, const FtProviderConfig *cfg, const char *id
 	{
 		(void) strlen(a->dataset_format(cfg, "supervised"));
 		(void) strlen(a->dataset_format(cfg, "dpo"));
+	}
+	if (a->upload_begin)
+	{
+		a->upload_begin(cfg, id, (long long) flags * 1048576, &call);
+		CheckCall(&call);
+	}
+	if (a->upload_part)
+	{
+		a->upload_part(cfg, id, "/tmp/none.jsonl", (long long) flags, 65536, &call);
+		CheckCall(&call);
+	}
+	if (a->upload_complete)
+	{
+		/* the worker writes the part ids as a JSON array; here of the fuzzed id */
+		json_t	   *parts = json_pack("[s]", id);
+		char	   *text = parts ? json_dumps(parts, JSON_COMPACT) : NULL;
+
+		a->upload_complete(cfg, id, text ? text : "[]", &call);
+		CheckCall(&call);
+		free(text);
+		json_decref(parts);
 	}
 	if (a->start)
 	{
