@@ -151,7 +151,7 @@ Tally(void *arg, int pattern, size_t start, size_t end)
 	t->weight[kind] += FtLexiconWeight(t->lex, pattern);
 }
 
-#define STOP_SLOTS 256
+#define STOP_SLOTS 1024			/* sparse, so that most lookups stop at the first slot */
 
 static uint64_t StopSet[STOP_SLOTS];
 static bool StopSetReady = false;
@@ -546,8 +546,9 @@ FtScoreConversation(const FtLexicon *lex, const FtTurn *turns, int nturns, const
 		}
 		nresp = FtLexiconScanWords(lex, scratch->buf, flen, Tally, &tally,
 								   context > 0 ? scratch->words + nctx : NULL);
+		/* the set holds content words only, so a stop word of the response is never taken */
 		for (size_t w = 0; w < nresp; w++)
-			if (IsContentWord(scratch->words[nctx + w]) && SetTake(scratch, scratch->words[nctx + w]))
+			if (SetTake(scratch, scratch->words[nctx + w]))
 				r->overlap++;
 		r->question = memchr(scratch->buf, '?', flen) != NULL || tally.hits[FT_KIND_QUESTION] > 0;
 	}
