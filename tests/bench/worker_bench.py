@@ -37,13 +37,17 @@ def make_avatars(n, prefix):
 
 
 def worker_proc():
-    """(pid, cpu seconds, rss kB) of this database's worker."""
+    """(pid, cpu seconds, private memory kB) of this database's worker.
+
+    VmRSS would also count the shared-buffer pages the worker touches as it writes events, which
+    grows with the data, not with leaks; RssAnon is the process's own memory.
+    """
     pid = int(sql("SELECT pid FROM ft_worker_status"))
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / 100.0
     with open(f"/proc/{pid}/status") as f:
-        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+        rss = next(int(line.split()[1]) for line in f if line.startswith("RssAnon"))
     return pid, cpu, rss
 
 
@@ -92,18 +96,18 @@ def main():
           f"p90 {statistics.quantiles(lat, n=10)[-1]:.1f} ms, max {max(lat):.1f} ms (target: median < 100 ms)")
     n, samples, gaps = concurrent(N_JOBS, WATCH_S)
     print(f"\n{n} concurrent jobs, poll interval {POLL_S:.0f} s, watched {WATCH_S} s")
-    print("   t(s)  worker CPU(s)  CPU%   RSS(kB)  live jobs")
+    print("   t(s)  worker CPU(s)  CPU%  private(kB)  live jobs")
     prev = None
     for t, cpu, rss, live in samples:
         pct = "" if prev is None else f"{100 * (cpu - prev[1]) / (t - prev[0]):5.1f}"
-        print(f"{t:7.0f} {cpu:14.2f} {pct:>5} {rss:9d} {live:10d}")
+        print(f"{t:7.0f} {cpu:14.2f} {pct:>5} {rss:11d} {live:10d}")
         prev = (t, cpu)
     gaps.sort()
     within = sum(1 for g in gaps if g <= POLL_S * 1.5)
     print(f"gaps between polls of one job: {len(gaps)} gaps, median {statistics.median(gaps):.2f} s, "
           f"p99 {gaps[int(len(gaps) * 0.99) - 1]:.2f} s, max {gaps[-1]:.2f} s; "
           f"{100 * within / len(gaps):.1f}% within 1.5x the interval")
-    print(f"worker RSS first/last sample: {samples[0][2]} kB / {samples[-1][2]} kB")
+    print(f"worker private memory (RssAnon) first/last sample: {samples[0][2]} kB / {samples[-1][2]} kB")
     print("jobs by status:", sql("SELECT string_agg(status || coalesce(' (' || error_code || ')', '') || ': ' || n, ', ') "
                                  "FROM (SELECT status, error_code, count(*) n FROM ft_jobs GROUP BY 1, 2) s"))
 
