@@ -175,6 +175,10 @@ extern void ft_call_url(const FtProviderConfig *cfg, FtHttpCall *call, const cha
 extern json_t *ft_settings(const FtProviderConfig *cfg);
 extern const char *ft_setting(json_t *settings, const char *key, const char *dflt);
 extern void ft_event_id(FtProviderEvent *e, const char *salt);
+typedef void (*FtJobReader) (json_t *obj, FtProviderJob *job);
+extern bool ft_parse_job_object(const char *body, const char *id_key, FtJobReader read, FtProviderJob *job);
+extern bool ft_find_in_listing(const char *body, const char *list_key, FtJobReader read, bool by_metadata,
+							   const char *want, FtProviderJob *job);
 #endif
 
 #endif

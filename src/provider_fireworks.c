@@ -221,30 +221,14 @@ ReadJob(json_t *obj, FtProviderJob *job)
 static bool
 FireworksParseJob(const char *body, FtProviderJob *job)
 {
-	json_t	   *root = json_loads(body, 0, NULL);
-	bool		ok = json_is_object(root) && json_is_string(json_object_get(root, "name"));
-
-	if (ok)
-		ReadJob(root, job);
-	json_decref(root);
-	return ok;
+	return ft_parse_job_object(body, "name", ReadJob, job);
 }
 
 /* {"supervisedFineTuningJobs": [...], "nextPageToken"}: the job training on our dataset */
 static bool
 FireworksParseFind(const char *body, const char *training_file, FtProviderJob *job)
 {
-	json_t	   *root = json_loads(body, 0, NULL);
-	json_t	   *data = json_object_get(root, "supervisedFineTuningJobs");
-	bool		found = false;
-
-	for (size_t i = 0; json_is_array(data) && i < json_array_size(data) && !found; i++)
-	{
-		ReadJob(json_array_get(data, i), job);
-		found = training_file[0] && strcmp(job->training_file, training_file) == 0;
-	}
-	json_decref(root);
-	return found;
+	return ft_find_in_listing(body, "supervisedFineTuningJobs", ReadJob, false, training_file, job);
 }
 
 static void

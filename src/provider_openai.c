@@ -286,33 +286,51 @@ ReadJob(json_t *obj, FtProviderJob *job)
 		CopyString(metadata, METADATA_KEY, job->metadata_job, sizeof(job->metadata_job));
 }
 
-static bool
-OpenAIParseJob(const char *body, FtProviderJob *job)
+/* Shared: a job object read by the adapter's reader; false unless it is an object carrying id_key */
+bool
+ft_parse_job_object(const char *body, const char *id_key, FtJobReader read, FtProviderJob *job)
 {
 	json_t	   *root = json_loads(body, 0, NULL);
-	bool		ok = json_is_object(root) && json_is_string(json_object_get(root, "id"));
+	bool		ok = json_is_object(root) && json_is_string(json_object_get(root, id_key));
 
 	if (ok)
-		ReadJob(root, job);
+		read(root, job);
 	json_decref(root);
 	return ok;
 }
 
-/* A listing filtered by our metadata; the filter is checked again in case a server ignores it */
-static bool
-OpenAIParseFind(const char *body, const char *our_id, FtProviderJob *job)
+/*
+ * Shared: the job of a listing (the array under list_key, or a bare array) that carries our id in
+ * its metadata, or for providers without metadata, that trains on our file. The filter is
+ * checked here even when the request asked the server for it, in case a server ignores it.
+ */
+bool
+ft_find_in_listing(const char *body, const char *list_key, FtJobReader read, bool by_metadata,
+				   const char *want, FtProviderJob *job)
 {
 	json_t	   *root = json_loads(body, 0, NULL);
-	json_t	   *data = json_object_get(root, "data");
+	json_t	   *data = json_is_array(root) ? root : json_object_get(root, list_key);
 	bool		found = false;
 
-	for (size_t i = 0; json_is_array(data) && i < json_array_size(data) && !found; i++)
+	for (size_t i = 0; want[0] && json_is_array(data) && i < json_array_size(data) && !found; i++)
 	{
-		ReadJob(json_array_get(data, i), job);
-		found = strcmp(job->metadata_job, our_id) == 0;
+		read(json_array_get(data, i), job);
+		found = strcmp(by_metadata ? job->metadata_job : job->training_file, want) == 0;
 	}
 	json_decref(root);
 	return found;
+}
+
+static bool
+OpenAIParseJob(const char *body, FtProviderJob *job)
+{
+	return ft_parse_job_object(body, "id", ReadJob, job);
+}
+
+static bool
+OpenAIParseFind(const char *body, const char *our_id, FtProviderJob *job)
+{
+	return ft_find_in_listing(body, "data", ReadJob, true, our_id, job);
 }
 
 static void

@@ -178,30 +178,14 @@ ReadJob(json_t *obj, FtProviderJob *job)
 static bool
 TogetherParseJob(const char *body, FtProviderJob *job)
 {
-	json_t	   *root = json_loads(body, 0, NULL);
-	bool		ok = json_is_object(root) && json_is_string(json_object_get(root, "id"));
-
-	if (ok)
-		ReadJob(root, job);
-	json_decref(root);
-	return ok;
+	return ft_parse_job_object(body, "id", ReadJob, job);
 }
 
 /* The job training on our file, from GET /fine-tunes ({"data": [...]}) */
 static bool
 TogetherParseFind(const char *body, const char *training_file, FtProviderJob *job)
 {
-	json_t	   *root = json_loads(body, 0, NULL);
-	json_t	   *data = json_is_array(root) ? root : json_object_get(root, "data");
-	bool		found = false;
-
-	for (size_t i = 0; json_is_array(data) && i < json_array_size(data) && !found; i++)
-	{
-		ReadJob(json_array_get(data, i), job);
-		found = training_file[0] && strcmp(job->training_file, training_file) == 0;
-	}
-	json_decref(root);
-	return found;
+	return ft_find_in_listing(body, "data", ReadJob, false, training_file, job);
 }
 
 static void
