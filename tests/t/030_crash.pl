@@ -91,6 +91,26 @@ $node->start;
 wait_serving();
 mock_post('/_mock/config', { speed => 3 });
 
+# 5. kill -9 while the provider validates the files.
+mock_post('/_mock/config', { speed => 0.3 });
+my $a5 = setup_tenant_avatar($node, 'crash while validating', 14);
+my $j5 = $node->safe_psql('postgres', qq{SELECT ft_create_job('$a5', options => '{"provider": "mock"}')});
+ok(wait_until($j5, "status = 'validating_files'"), 'job is being validated');
+kill_worker();
+mock_post('/_mock/config', { speed => 3 });
+push @jobs, $j5;
+
+# 6. immediate shutdown while a job is still pending (worker paused): it is picked up after restart.
+$node->safe_psql('postgres', 'ALTER SYSTEM SET ft.worker_enabled = off; SELECT pg_reload_conf();');
+sleep 0.5;
+my $a6 = setup_tenant_avatar($node, 'crash while pending', 14);
+my $j6 = $node->safe_psql('postgres', qq{SELECT ft_create_job('$a6', options => '{"provider": "mock"}')});
+$node->stop('immediate');
+$node->start;
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET ft.worker_enabled; SELECT pg_reload_conf();');
+wait_serving();
+push @jobs, $j6;
+
 for my $job (@jobs)
 {
 	is(wait_for_job($node, $job, 'succeeded|failed|cancelled', 90), 'succeeded', "job $job finished after the crash");
