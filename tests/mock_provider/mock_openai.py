@@ -1799,10 +1799,15 @@ class Handler(BaseHTTPRequestHandler):
         self.finish_request(req, response, started, name, action.get("slow_body_ms"))
 
     def finish_request(self, req, response, started, fault, slow_body_ms=None):
-        """Send the response and record the request."""
-        request_id = self.send(response, req, started, slow_body_ms)
+        """Record the request, then send the response.
+
+        Recording first means a client that has its answer always finds the request (and any
+        violation it made) in /_mock/state; recording afterwards raced with fast clients.
+        """
+        request_id = "req_" + os.urandom(16).hex()
         self.server.store.record(req, response.status, fault, request_id,
                                  self.elapsed_ms(started))
+        self.send(response, req, started, slow_body_ms, request_id)
 
     @staticmethod
     def elapsed_ms(started):
@@ -1810,9 +1815,9 @@ class Handler(BaseHTTPRequestHandler):
         return int((time.monotonic() - started) * 1000)
 
     # --- sending -----------------------------------------------------------------
-    def send(self, response, req, started, slow_body_ms=None):
+    def send(self, response, req, started, slow_body_ms=None, request_id=None):
         """Write status, OpenAI-style headers and body; return the x-request-id."""
-        request_id = "req_" + os.urandom(16).hex()
+        request_id = request_id or "req_" + os.urandom(16).hex()
         try:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
