@@ -69,8 +69,12 @@ SELECT r - 'avatar' FROM ft_retrain_if_due(:'ra') r;
 -- A quota refusal is reported, not raised (ft_create_job applies ft_internal.check_quota).
 SELECT r ->> 'action', r ->> 'reason', r ->> 'sqlstate', r ->> 'message' FROM ft_retrain_if_due(:'ra', min_new_examples => 10) r;
 DELETE FROM ft_quotas WHERE owner_id = current_user;
+-- One transaction: the worker of this instance sees the job only at commit, so it cannot end it
+-- (it has no key for this provider) before the second call looks for a job in progress.
+BEGIN;
 SELECT r ->> 'action' AS action, r ->> 'reason' AS reason, r ->> 'new_examples' AS new_examples, r ->> 'job_id' AS job_id
   FROM ft_retrain_if_due(:'ra', min_new_examples => 10) r \gset
 SELECT :'action', :'reason', :'new_examples', (SELECT id FROM ft_jobs WHERE avatar_id = :'ra') = :'job_id' AS job_recorded;
 SELECT r ->> 'action', r ->> 'reason' FROM ft_retrain_if_due(:'ra', min_new_examples => 10) r;
+COMMIT;
 SELECT pg_temp.try($$SELECT ft_retrain_if_due('00000000-0000-0000-0000-000000000000')$$);
