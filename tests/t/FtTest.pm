@@ -44,6 +44,9 @@ sub start_mock
 	return $mock_port;
 }
 
+# A test that dies before stop_mock must not leave the provider running.
+END { stop_mock() if $mock_pid; }
+
 sub stop_mock
 {
 	kill 'TERM', $mock_pid if $mock_pid;
