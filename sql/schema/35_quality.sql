@@ -335,7 +335,6 @@ COMMENT ON COLUMN ft_feedback.created_at IS 'When the feedback was given.';
 CREATE TRIGGER ft_feedback_owner BEFORE INSERT OR UPDATE ON ft_feedback
   FOR EACH ROW EXECUTE FUNCTION ft_inherit_avatar_owner();
 SELECT ft_internal.enable_tenancy('ft_feedback', 'SELECT, INSERT, UPDATE, DELETE');
-SELECT pg_catalog.pg_extension_config_dump('ft_feedback', '');
 
 CREATE FUNCTION ft_add_feedback(avatar uuid, rating text, example uuid DEFAULT NULL,
                                 message_ref text DEFAULT NULL, comment text DEFAULT NULL)
@@ -542,7 +541,6 @@ COMMENT ON COLUMN ft_coverage_targets.created_at IS 'When the target was set.';
 CREATE TRIGGER ft_coverage_targets_owner BEFORE INSERT OR UPDATE ON ft_coverage_targets
   FOR EACH ROW EXECUTE FUNCTION ft_inherit_avatar_owner();
 SELECT ft_internal.enable_tenancy('ft_coverage_targets', 'SELECT, INSERT, UPDATE, DELETE');
-SELECT pg_catalog.pg_extension_config_dump('ft_coverage_targets', '');
 
 CREATE VIEW ft_coverage WITH (security_invoker = true) AS
 WITH counts AS (

@@ -366,7 +366,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF NOT pg_catalog.pg_has_role(coalesce(nullif(current_setting('role', true), 'none'), session_user::text),
+  IF NOT pg_catalog.pg_has_role(ft_internal.acting_role(),
                                 (SELECT relowner FROM pg_catalog.pg_class WHERE oid = avatar_table), 'USAGE') THEN
     RAISE EXCEPTION 'must be owner of table %', avatar_table
       USING ERRCODE = 'insufficient_privilege',
