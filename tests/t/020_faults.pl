@@ -17,7 +17,7 @@ sub run_case
 	my ($name, $faults, %opt) = @_;
 	mock_delete('/_mock/faults');
 	mock_post('/_mock/faults', $faults) if @$faults;
-	my $avatar = setup_tenant_avatar($node, $name, 14);
+	my $avatar = setup_tenant_avatar($node, $name, 20);
 	my $job = $node->safe_psql('postgres', qq{SELECT ft_create_job('$avatar', options => '{"provider": "mock"}')});
 	my $status = wait_for_job($node, $job, 'succeeded|failed|cancelled', $opt{timeout} // 60);
 	diag explain mock_get('/_mock/faults') if $ENV{FT_DEBUG};
@@ -81,7 +81,7 @@ is(events_of($job, 'worker_retry'), '0', '4xx is not retried');
 
 # Unknown statuses and quirky payloads neither crash nor wedge a job.
 mock_post('/_mock/config', { event_quirks => JSON::PP::true, speed => 1 });
-my $avatar = setup_tenant_avatar($node, 'quirks', 14);
+my $avatar = setup_tenant_avatar($node, 'quirks', 20);
 $job = $node->safe_psql('postgres', qq{SELECT ft_create_job('$avatar', options => '{"provider": "mock"}')});
 wait_for_job($node, $job, 'running', 60);
 my $pjob = job_field($node, $job, 'provider_job_id');

@@ -54,7 +54,7 @@ my @jobs;
 # 1. kill -9 while the create request is in flight: the provider creates the job, we never hear.
 mock_post('/_mock/faults', [ { match => { method => 'POST', path_regex => '^/v1/fine_tuning/jobs$' }, times => 1,
 	action => { delay_ms => 2500 } } ]);
-my $a1 = setup_tenant_avatar($node, 'crash during create', 14);
+my $a1 = setup_tenant_avatar($node, 'crash during create', 20);
 my $j1 = $node->safe_psql('postgres', qq{SELECT ft_create_job('$a1', options => '{"provider": "mock"}')});
 ok(wait_until($j1, "create_attempted AND status = 'submitting'"), 'job reached submitting');
 kill_worker();
@@ -63,7 +63,7 @@ push @jobs, $j1;
 # 2. immediate shutdown while uploading.
 mock_post('/_mock/faults', [ { match => { method => 'POST', path_regex => '^/v1/files$' }, times => 1,
 	action => { delay_ms => 2000 } } ]);
-my $a2 = setup_tenant_avatar($node, 'crash during upload', 14);
+my $a2 = setup_tenant_avatar($node, 'crash during upload', 20);
 my $j2 = $node->safe_psql('postgres', qq{SELECT ft_create_job('$a2', options => '{"provider": "mock"}')});
 ok(wait_until($j2, "status = 'uploading'"), 'job reached uploading');
 $node->stop('immediate');
@@ -72,7 +72,7 @@ wait_serving();
 push @jobs, $j2;
 
 # 3. kill -9 while the provider runs the job.
-my $a3 = setup_tenant_avatar($node, 'crash while running', 14);
+my $a3 = setup_tenant_avatar($node, 'crash while running', 20);
 my $j3 = $node->safe_psql('postgres', qq{SELECT ft_create_job('$a3', options => '{"provider": "mock"}')});
 ok(wait_until($j3, "status IN ('queued', 'running')"), 'job reached the provider');
 kill_worker();
@@ -80,7 +80,7 @@ push @jobs, $j3;
 
 # 4. immediate shutdown while cancelling.
 mock_post('/_mock/config', { speed => 0.3 });
-my $a4 = setup_tenant_avatar($node, 'crash while cancelling', 14);
+my $a4 = setup_tenant_avatar($node, 'crash while cancelling', 20);
 my $j4 = $node->safe_psql('postgres', qq{SELECT ft_create_job('$a4', options => '{"provider": "mock"}')});
 ok(wait_until($j4, "provider_job_id IS NOT NULL"), 'job submitted');
 mock_post('/_mock/faults', [ { match => { method => 'POST', path_regex => '/cancel$' }, times => 1, action => { delay_ms => 1500 } } ]);
@@ -93,7 +93,7 @@ mock_post('/_mock/config', { speed => 3 });
 
 # 5. kill -9 while the provider validates the files.
 mock_post('/_mock/config', { speed => 0.3 });
-my $a5 = setup_tenant_avatar($node, 'crash while validating', 14);
+my $a5 = setup_tenant_avatar($node, 'crash while validating', 20);
 my $j5 = $node->safe_psql('postgres', qq{SELECT ft_create_job('$a5', options => '{"provider": "mock"}')});
 ok(wait_until($j5, "status = 'validating_files'"), 'job is being validated');
 kill_worker();
@@ -103,7 +103,7 @@ push @jobs, $j5;
 # 6. immediate shutdown while a job is still pending (worker paused): it is picked up after restart.
 $node->safe_psql('postgres', 'ALTER SYSTEM SET ft.worker_enabled = off; SELECT pg_reload_conf();');
 sleep 0.5;
-my $a6 = setup_tenant_avatar($node, 'crash while pending', 14);
+my $a6 = setup_tenant_avatar($node, 'crash while pending', 20);
 my $j6 = $node->safe_psql('postgres', qq{SELECT ft_create_job('$a6', options => '{"provider": "mock"}')});
 $node->stop('immediate');
 $node->start;
